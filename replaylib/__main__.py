@@ -1,0 +1,5 @@
+import sys
+
+from replaylib.cli import main
+
+sys.exit(main())

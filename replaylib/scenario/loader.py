@@ -1,0 +1,98 @@
+"""Load a scenario file (with its ``extends:`` chain) and the system it names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+
+import msgspec
+
+from replaylib.scenario.model import Scenario
+from replaylib.scenario.system import System, load_system
+from replaylib.scenario.validate import convert
+from replaylib.scenario.yamlio import ScenarioError, load_with_extends
+
+_PATH_KEYS = frozenset({("trace", "path"), ("system",)})
+
+
+class LoadedScenario(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated scenario with everything resolved that running it needs."""
+
+    scenario: Scenario
+    path: str  #: the scenario file as given
+    system: System
+    system_path: str  #: absolute path of the systems YAML
+    trace_path: str  #: absolute path of the trace
+    content_hash: str  #: sha256 of the merged, validated scenario (stable across machines)
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(os.path.abspath(self.path))
+
+
+def load_scenario(path: str | os.PathLike[str], *, check_trace: bool = True) -> LoadedScenario:
+    """Load, merge and validate ``path``; errors name the file and key path.
+
+    ``check_trace=False`` skips checking that the trace file exists (for
+    tooling that only inspects the scenario).
+    """
+    path = os.fspath(path)
+    merged = load_with_extends(path, path_keys=_PATH_KEYS)
+    data = merged.data
+    top = os.path.abspath(path)
+    data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    scenario = convert(data, Scenario, merged.file_of)
+    here = os.path.dirname(top)
+
+    system_path = _resolve_system(scenario.system, here, merged.file_of(("system",)))
+    system = load_system(system_path)
+    trace_path = os.path.normpath(os.path.join(here, scenario.trace.path))
+    if check_trace and not os.path.exists(trace_path):
+        raise ScenarioError(merged.file_of(("trace", "path")), "trace.path", f"trace file not found: {trace_path}")
+    _check_scenario(scenario, system, merged.file_of)
+    digest = hashlib.sha256(msgspec.json.encode(scenario, order="sorted")).hexdigest()
+    return LoadedScenario(
+        scenario=scenario,
+        path=path,
+        system=system,
+        system_path=system_path,
+        trace_path=trace_path,
+        content_hash=digest,
+    )
+
+
+def _resolve_system(value: str, here: str, declared_in: str) -> str:
+    """A path (relative to the scenario) or a bare SKU name found in the nearest ``systems/``."""
+    if value.endswith((".yaml", ".yml")) or "/" in value:
+        candidate = os.path.normpath(os.path.join(here, value))
+        if os.path.exists(candidate):
+            return candidate
+        raise ScenarioError(declared_in, "system", f"systems file not found: {candidate}")
+    d = here
+    while True:
+        candidate = os.path.join(d, "systems", f"{value}.yaml")
+        if os.path.exists(candidate):
+            return candidate
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    raise ScenarioError(
+        declared_in, "system", f"unknown system {value!r}: no systems/{value}.yaml in this or any parent folder"
+    )
+
+
+def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, ...]], str]) -> None:
+    """Cross-field checks that a schema alone cannot express."""
+    p = s.planner
+    per_worker = system.model.gpus_per_worker
+    if (s.fleet.prefill_workers + s.fleet.decode_workers) * per_worker > p.max_gpu_budget:
+        raise ScenarioError(
+            file_of(("planner", "max_gpu_budget")),
+            "planner.max_gpu_budget",
+            f"expected at least the initial fleet's {(s.fleet.prefill_workers + s.fleet.decode_workers) * per_worker} GPUs, "
+            f"got {p.max_gpu_budget}",
+        )
+    if p.correction_min > 1 or p.correction_max < 1:
+        raise ScenarioError(file_of(("planner",)), "planner.correction_min", "expected correction_min <= 1 <= correction_max")

@@ -1,0 +1,206 @@
+"""Scenario YAML as typed objects.
+
+A scenario says which trace to replay, on which system and fleet, under which
+planner, power budget, signal bias and noise, which events happen when, and
+what must hold afterwards.  Every time in a scenario is in seconds of simulated
+time (``*_s``); every power is per GPU in watts (``*_w``) unless it says total.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+PosF = Annotated[float, Meta(gt=0)]
+NonNegF = Annotated[float, Meta(ge=0)]
+PosI = Annotated[int, Meta(ge=1)]
+NonNegI = Annotated[int, Meta(ge=0)]
+
+Role = Literal["prefill", "decode"]
+#: Signals that carry a bias (scenario constant plus bias events), in the signal's unit.
+BiasSignal = Literal["power_bias_prefill", "power_bias_decode", "ttft_bias", "itl_bias"]
+#: Observed signals that can carry noise, be in outage or be stale.
+Signal = Literal["power_prefill", "power_decode", "ttft", "itl"]
+SIGNALS: tuple[str, ...] = ("power_prefill", "power_decode", "ttft", "itl")
+BIAS_SIGNALS: tuple[str, ...] = ("power_bias_prefill", "power_bias_decode", "ttft_bias", "itl_bias")
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class TraceConfig(_Strict):
+    """The request trace to replay (path relative to the scenario file)."""
+
+    path: str
+    block_size: PosI = 512
+    sort: bool = False
+    limit: PosI | None = None
+    speedup: PosF = 1.0
+
+
+class FleetConfig(_Strict):
+    """The initial fleet and its serving engine knobs."""
+
+    prefill_workers: PosI = 2
+    decode_workers: PosI = 2
+    router: Literal["round_robin", "least_loaded", "kv_aware"] = "kv_aware"
+    max_num_batched_tokens: PosI = 8192
+    max_num_seqs: PosI = 256
+    prefix_cache: bool = True
+
+
+class PlannerConfig(_Strict):
+    """Which planner runs, its SLA targets and its knobs (shared by the built-ins)."""
+
+    name: str = "sla@1"
+    adjustment_interval_s: PosF = 60.0
+    ttft_ms: PosF = 2000.0
+    itl_ms: PosF = 50.0
+    predictor: Literal["constant", "moving_average", "kalman"] = "moving_average"
+    predictor_window: PosI = 5
+    min_endpoint: PosI = 1
+    max_gpu_budget: PosI = 32
+    correction: bool = True
+    # power@ / aic@
+    default_cap_prefill_w: PosF | None = None
+    default_cap_decode_w: PosF | None = None
+    # aic@
+    ema_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.3
+    correction_min: PosF = 0.5
+    correction_max: PosF = 2.0
+    reoptimize_every_ticks: PosI = 10
+    drift_threshold: PosF = 0.15
+    drift_ticks: PosI = 3
+    max_optimizer_failures: PosI = 3
+    #: Free-form knobs for user planners (``pkg.mod:Class``); built-ins ignore them.
+    params: dict[str, Any] = {}
+
+
+class NoiseSpec(_Strict):
+    kind: Literal["none", "gaussian", "ar1"] = "none"
+    sigma: NonNegF = 0.0
+    phi: Annotated[float, Meta(ge=-1, le=1)] = 0.0
+
+
+class PowerConfig(_Strict):
+    """The power budget and how the synthetic readings are biased and noised."""
+
+    total_gpu_power_limit_w: PosF | None = None
+    bias: dict[BiasSignal, float] = {}
+    noise: dict[Signal, NoiseSpec] = {}
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+class _Event(_Strict, tag_field="type"):
+    at_s: NonNegF
+
+
+class BiasStep(_Event, tag="bias_step"):
+    signal: BiasSignal
+    delta: float
+
+
+class BiasRamp(_Event, tag="bias_ramp"):
+    signal: BiasSignal
+    delta: float
+    duration_s: PosF
+
+
+class BiasSine(_Event, tag="bias_sine"):
+    signal: BiasSignal
+    amplitude: float
+    period_s: PosF
+    duration_s: PosF | None = None
+
+
+class BudgetChange(_Event, tag="budget_change"):
+    total_gpu_power_limit_w: PosF | None
+
+
+class ActuationFault(_Event, tag="actuation_fault"):
+    mode: Literal["rbac_denied", "nvml_low", "nvml_high", "daemonset_absent"]
+    duration_s: PosF | None = None
+
+
+class NodeDown(_Event, tag="node_down"):
+    role: Role
+    count: PosI = 1
+
+
+class NodeUp(_Event, tag="node_up"):
+    role: Role
+    count: PosI = 1
+
+
+class PromOutage(_Event, tag="prom_outage"):
+    signals: list[Signal]
+    duration_s: PosF | None = None
+
+
+class PromStale(_Event, tag="prom_stale"):
+    signals: list[Signal]
+    lag_ticks: PosI
+    duration_s: PosF | None = None
+
+
+class OptimizerFailure(_Event, tag="optimizer_failure"):
+    mode: Literal["raise", "empty"] = "raise"
+    ticks: PosI = 1
+
+
+Event = (
+    BiasStep
+    | BiasRamp
+    | BiasSine
+    | BudgetChange
+    | ActuationFault
+    | NodeDown
+    | NodeUp
+    | PromOutage
+    | PromStale
+    | OptimizerFailure
+)
+
+
+# -- assertions -------------------------------------------------------------------------
+
+Op = Literal["==", "!=", "<", "<=", ">", ">=", "within"]
+
+
+class Assertion(_Strict):
+    """A predicate over the recorded ticks.
+
+    Exactly one of ``at_tick`` (that tick), ``always: true`` (every tick) or
+    ``eventually_by_tick`` (some tick up to and including that one); compare
+    ``field`` with ``op`` against ``value`` or ``ref`` (``planner.<field>`` or
+    ``system.<dotted.field>``); ``within`` needs ``tolerance`` (absolute).
+    """
+
+    field: str
+    op: Op
+    at_tick: NonNegI | None = None
+    always: bool = False
+    eventually_by_tick: NonNegI | None = None
+    value: float | int | bool | None = None
+    ref: str | None = None
+    tolerance: NonNegF | None = None
+    description: str = ""
+
+
+class Scenario(_Strict):
+    name: str
+    trace: TraceConfig
+    system: str
+    description: str = ""
+    seed: NonNegI = 0
+    ticks: PosI | None = None
+    fleet: FleetConfig = FleetConfig()
+    planner: PlannerConfig = PlannerConfig()
+    power: PowerConfig = PowerConfig()
+    events: list[Event] = []
+    assertions: list[Assertion] = []

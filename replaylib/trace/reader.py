@@ -1,0 +1,217 @@
+"""Streaming reader for Mooncake-style JSONL traces (plain or gzip).
+
+The file is read in fixed-size chunks cut at line boundaries, so memory does
+not grow with the trace length.  A chunk of canonical rows is decoded in one
+``msgspec`` call; a chunk that uses upstream aliases, carries extra fields, has
+blank lines or holds an error is decoded line by line, which is what gives
+every error its 1-based line number and field.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import math
+import os
+from collections.abc import Iterator
+from typing import IO
+
+import msgspec
+
+from replaylib.trace.model import ALIASES, EXPECTED, Request, TraceError
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK_BYTES = 1 << 20
+_FAST = msgspec.json.Decoder(Request)
+_ANY = msgspec.json.Decoder()
+_FIELDS = frozenset(Request.__struct_fields__)
+
+
+def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open ``path`` for binary reading, transparently gunzipping by magic bytes."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    except OSError as exc:
+        raise TraceError(str(path), None, None, f"cannot open: {exc.strerror or exc}") from None
+    if fh.peek(2)[:2] == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    return fh
+
+
+def read_trace(path: str | os.PathLike[str], *, sort: bool = False) -> Iterator[Request]:
+    """Yield the requests of a Mooncake JSONL trace in arrival order.
+
+    Timestamps must be non-decreasing; ``sort=True`` instead reorders the rows
+    by timestamp (stable).  Sorting has to see the whole trace, so only then is
+    the trace held in memory.  Raises :class:`TraceError` on the first bad line.
+    """
+    if sort:
+        rows = list(_stream(str(path), check_order=False))
+        rows.sort(key=_timestamp)
+        return iter(rows)
+    return _stream(str(path), check_order=True)
+
+
+def _timestamp(row: Request) -> float:
+    return row.timestamp
+
+
+def _stream(path: str, *, check_order: bool) -> Iterator[Request]:
+    prev_ts: float = -1.0
+    prev_line = 0
+    line_no = 0  # lines consumed before the current chunk
+    blank_at: int | None = None  # first blank line not yet followed by a row
+    seen = 0
+    with open_binary(path) as fh:
+        for chunk in _chunks(fh, path):
+            n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            rows = _decode_fast(chunk, n_lines)
+            if rows is None or blank_at is not None:
+                numbered, blank_at = _decode_slow(path, chunk, line_no, blank_at)
+            else:
+                numbered = None
+            if numbered is None:
+                stamps = [row.timestamp for row in rows]  # type: ignore[union-attr]
+                if check_order and stamps and (stamps[0] < prev_ts or stamps != sorted(stamps)):
+                    _first_backwards(path, line_no + 1, stamps, prev_line, prev_ts)
+                if stamps:
+                    prev_ts = stamps[-1]
+                    prev_line = line_no + len(stamps)
+                yield from rows  # type: ignore[misc]
+                seen += len(stamps)
+            else:
+                for no, row in numbered:
+                    ts = row.timestamp
+                    if ts < prev_ts and check_order:
+                        _backwards(path, no, ts, prev_line, prev_ts)
+                    prev_ts = ts
+                    prev_line = no
+                    yield row
+                seen += len(numbered)
+            line_no += n_lines
+    if seen == 0:
+        raise TraceError(path, None, None, "the trace is empty: it holds no requests")
+
+
+def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
+    """Yield pieces of the file that end at a line boundary (or at end of file)."""
+    tail = b""
+    while True:
+        try:
+            block = fh.read(_CHUNK_BYTES)
+        except (OSError, EOFError) as exc:
+            raise TraceError(path, None, None, f"cannot read (corrupt gzip stream?): {exc}") from None
+        if not block:
+            if tail:
+                yield tail
+            return
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            tail += block
+            continue
+        yield tail + block[: cut + 1]
+        tail = block[cut + 1 :]
+
+
+def _decode_fast(chunk: bytes, n_lines: int) -> list[Request] | None:
+    """Decode a chunk of canonical rows in one call; None when it needs the slow path."""
+    # Decoding allocates one list per row; pausing the cyclic GC meanwhile
+    # avoids collections that can find nothing (the rows hold no cycles).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        rows = _FAST.decode_lines(chunk)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    finally:
+        if was_enabled:
+            gc.enable()
+    return rows if len(rows) == n_lines else None
+
+
+def _decode_slow(
+    path: str, chunk: bytes, line_no: int, blank_at: int | None
+) -> tuple[list[tuple[int, Request]], int | None]:
+    out: list[tuple[int, Request]] = []
+    parts = chunk.split(b"\n")
+    if chunk.endswith(b"\n"):
+        parts.pop()
+    for i, raw in enumerate(parts):
+        no = line_no + i + 1
+        if not raw.strip():
+            if blank_at is None:
+                blank_at = no
+            continue
+        if blank_at is not None:
+            raise TraceError(path, blank_at, None, "blank line between requests (only the end of the file may be blank)")
+        out.append((no, parse_row(raw, path, no)))
+    return out, blank_at
+
+
+def parse_row(raw: bytes, path: str, line: int) -> Request:
+    """Decode one JSON line into a :class:`Request`, accepting upstream aliases."""
+    try:
+        obj = _ANY.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise TraceError(path, line, None, f"malformed JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise TraceError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
+    return request_from_mapping(obj, path, line)
+
+
+def request_from_mapping(obj: dict, path: str, line: int) -> Request:
+    """Validate one decoded row (aliases allowed, unknown keys ignored)."""
+    for alias, canonical in ALIASES.items():
+        if alias in obj and canonical not in obj:
+            obj[canonical] = obj[alias]
+    clean = {k: obj[k] for k in Request.__struct_fields__ if k in obj}
+    try:
+        row = msgspec.convert(clean, Request)
+    except msgspec.ValidationError as exc:
+        raise _field_error(path, line, str(exc), clean) from None
+    ts = row.timestamp
+    if ts.__class__ is float and not math.isfinite(ts):
+        raise TraceError(path, line, "timestamp", f"expected {EXPECTED['timestamp']}, got {ts}")
+    return row
+
+
+def _field_error(path: str, line: int, text: str, obj: dict) -> TraceError:
+    """Turn a msgspec validation message into a TraceError naming the field and value."""
+    if text.startswith("Object missing required field `"):
+        name = text.split("`")[1]
+        aliases = [a for a, c in ALIASES.items() if c == name]
+        also = f" (or its alias '{aliases[0]}')" if aliases else ""
+        return TraceError(path, line, name, f"missing{also}; expected {EXPECTED[name]}")
+    loc = text.rsplit(" - at `$", 1)
+    if len(loc) == 2:
+        where = loc[1].rstrip("`")  # e.g. ".hash_ids[3]"
+        field = where.lstrip(".")
+        top = field.split("[", 1)[0]
+        value = obj.get(top)
+        if "[" in field and isinstance(value, list):
+            try:
+                value = value[int(field.split("[", 1)[1].split("]", 1)[0])]
+            except (ValueError, IndexError):
+                pass
+        got = msgspec.json.encode(value).decode()
+        if len(got) > 60:
+            got = got[:57] + "..."
+        return TraceError(path, line, field, f"expected {EXPECTED.get(top, 'a valid value')}, got {got}")
+    return TraceError(path, line, None, text)
+
+
+def _first_backwards(path: str, first: int, stamps: list[float], prev_line: int, prev_ts: float) -> None:
+    for i, ts in enumerate(stamps):
+        if ts < prev_ts:
+            _backwards(path, first + i, ts, prev_line, prev_ts)
+        prev_ts, prev_line = ts, first + i
+
+
+def _backwards(path: str, line: int, ts: float, prev_line: int, prev_ts: float) -> None:
+    raise TraceError(
+        path,
+        line,
+        "timestamp",
+        f"timestamp {ts} goes backwards (line {prev_line} has {prev_ts}); "
+        "timestamps must be non-decreasing, or read with sort=True to reorder",
+    )
