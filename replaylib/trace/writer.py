@@ -29,6 +29,7 @@ def atomic_output(path: str | os.PathLike[str], *, gzip_output: bool | None = No
         gzip_output = path.endswith(".gz")
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
     try:
         with os.fdopen(fd, "wb") as raw:
             if gzip_output:
@@ -43,6 +44,12 @@ def atomic_output(path: str | os.PathLike[str], *, gzip_output: bool | None = No
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def encode_rows(rows: Iterable[Request]) -> Iterator[bytes]:

@@ -1,0 +1,33 @@
+"""Shared fixtures: paths to the repo and to the real traces in ../shared (skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TRACES = REPO.parent / "shared" / "traces"
+MOONCAKE = SHARED_TRACES / "mooncake_conversation_trace.jsonl"
+AZURE_CODE = SHARED_TRACES / "azure_llm_2023_code.csv"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real trace not available: {path} (the shared traces live beside the repo in ../shared/traces)")
+    return path
+
+
+@pytest.fixture
+def mooncake_trace() -> Path:
+    return _need(MOONCAKE)
+
+
+@pytest.fixture
+def azure_code_trace() -> Path:
+    return _need(AZURE_CODE)
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
