@@ -1,0 +1,792 @@
+"""The event-driven simulated disaggregated fleet.
+
+Semantics are specified in ``docs/fleet_model.md``; this module implements them
+fast.  The fleet jumps from event to event (arrival, prefill pass end, decode
+segment boundary, hand-off, worker ready).  Between two events a decode
+worker's batch is fixed, so its ``k`` next steps take a closed-form time
+(step durations grow linearly with the KV in use) and the next completion is
+the top of a heap of per-request finishing step numbers: the cost grows with
+requests and events, never with tokens.  A decode *segment* is such a run of
+steps; it is cut short only when something could change the batch (a
+completion, KV exhaustion, an admissible hand-off, a cap change, a failure).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+from replaylib.scenario.model import FleetConfig
+from replaylib.scenario.system import System
+from replaylib.sim.metrics import (
+    CapResult,
+    RequestOutcome,
+    RoleCounts,
+    ScalingResult,
+    Snapshot,
+    TrafficWindow,
+    WorkerMetrics,
+)
+from replaylib.sim.prefix_cache import PrefixCache
+from replaylib.trace.model import Request
+
+PREFILL = "prefill"
+DECODE = "decode"
+ROLES = (PREFILL, DECODE)
+
+STARTING, ACTIVE, DRAINING, GONE = "starting", "active", "draining", "gone"
+
+# Event kinds, in the order simultaneous events are applied (arrivals come last
+# and live outside the heap: they are pulled lazily from the trace).
+_READY, _PASS_END, _STEP_END, _HANDOFF = 0, 1, 2, 3
+
+DROP_REASONS = ("no_prefill_worker", "no_decode_worker", "kv_too_large")
+_INF = math.inf
+
+
+class _Req:
+    """Mutable per-request state while the request is in the fleet."""
+
+    __slots__ = (
+        "index", "arrival", "isl", "osl", "hash_ids", "done", "cached", "scheduled",
+        "generated", "preemptions", "first_token", "admit_seq", "gen0", "step0", "in_batch",
+    )
+
+    def __init__(self, index: int, row: Request) -> None:
+        self.index = index
+        self.arrival = float(row.timestamp)
+        self.isl = row.input_length
+        self.osl = row.output_length
+        self.hash_ids: list[int] | None = row.hash_ids
+        self.done = 0  # prefill tokens in KV (cached + computed)
+        self.cached = 0
+        self.scheduled = False
+        self.generated = 0
+        self.preemptions = 0
+        self.first_token: float | None = None
+        self.admit_seq = -1
+        self.gen0 = 0  # generated at admission
+        self.step0 = 0  # worker step count at admission
+        self.in_batch = False
+
+
+class _Worker:
+    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens")
+
+    def __init__(self, wid: int, role: str, ready_at: float, ready: bool) -> None:
+        self.id = wid
+        self.role = role
+        self.state = ACTIVE if ready else STARTING
+        self.ready = ready
+        self.ready_at = ready_at
+        self.busy_mark: float | None = None  # start of the busy time not yet accounted
+        self.busy_acc = 0.0  # busy time accounted in the current window
+        self.passes = 0
+        self.tokens = 0
+
+    def busy_start(self, t: float) -> None:
+        if self.busy_mark is None:
+            self.busy_mark = t
+
+    def busy_stop(self, t: float) -> None:
+        if self.busy_mark is not None:
+            self.busy_acc += t - self.busy_mark
+            self.busy_mark = None
+
+
+class _PrefillWorker(_Worker):
+    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version")
+
+    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int) -> None:
+        super().__init__(wid, PREFILL, ready_at, ready)
+        self.queue: deque[_Req] = deque()
+        self.queued_tokens = 0
+        self.cache = PrefixCache(cache_blocks)
+        self.chunks: list[tuple[_Req, int]] | None = None  # the pass in flight
+        self.pass_start = 0.0
+        self.pass_end = 0.0
+        self.pass_tokens = 0
+        self.version = 0
+
+    def holds_work(self) -> bool:
+        return bool(self.queue)
+
+
+class _DecodeWorker(_Worker):
+    __slots__ = (
+        "waiting", "waiting_ctx", "running", "heap", "steps", "used",
+        "seg", "seg_start", "seg_b", "seg_alpha", "seg_beta", "seg_k", "seg_acc", "version",
+    )
+
+    def __init__(self, wid: int, ready_at: float, ready: bool) -> None:
+        super().__init__(wid, DECODE, ready_at, ready)
+        self.waiting: deque[_Req] = deque()
+        self.waiting_ctx = 0
+        self.running: dict[_Req, None] = {}  # insertion order = admission order
+        self.heap: list[tuple[int, int, _Req]] = []  # (finishing step, admit seq, request)
+        self.steps = 0  # steps completed at the start of the current segment
+        self.used = 0  # KV tokens in use at the start of the current segment
+        self.seg = False  # a segment (run of steps) is in flight
+        self.seg_start = 0.0
+        self.seg_b = 0
+        self.seg_alpha = 0.0  # duration of the segment's first step
+        self.seg_beta = 0.0  # growth of the step duration per step
+        self.seg_k = 0  # steps until the segment's boundary event
+        self.seg_acc = 0  # steps already accounted in window statistics
+        self.version = 0
+
+    def holds_work(self) -> bool:
+        return bool(self.running) or bool(self.waiting)
+
+    def seg_time(self, k: int) -> float:
+        """End time of the segment's k-th step (k = 0 is the segment start)."""
+        return self.seg_start + k * self.seg_alpha + self.seg_beta * (k * (k - 1) / 2.0)
+
+    def steps_by(self, t: float) -> int:
+        """Steps of the current segment completed by time ``t`` (0..seg_k)."""
+        dt = t - self.seg_start
+        if dt <= 0.0:
+            return 0
+        a, b = self.seg_beta / 2.0, self.seg_alpha - self.seg_beta / 2.0
+        if a == 0.0 and b <= 0.0:
+            return self.seg_k  # zero-duration steps
+        k = int(dt / b) if a == 0.0 else int((-b + math.sqrt(b * b + 4.0 * a * dt)) / (2.0 * a))
+        k = min(max(k, 0), self.seg_k)
+        while k < self.seg_k and self.seg_time(k + 1) <= t:
+            k += 1
+        while k > 0 and self.seg_time(k) > t:
+            k -= 1
+        return k
+
+
+class Fleet:
+    """A disaggregated prefill/decode fleet replaying ``requests``.
+
+    See ``docs/fleet_model.md`` for the exact semantics and the module
+    docstring for how it stays fast.  ``on_finish`` receives a
+    :class:`RequestOutcome` for every request that completes or is dropped.
+    """
+
+    def __init__(
+        self,
+        system: System,
+        config: FleetConfig,
+        requests: Iterable[Request],
+        *,
+        block_size: int = 512,
+        on_finish: Callable[[RequestOutcome], None] | None = None,
+    ) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        self.system = system
+        self.config = config
+        self.block_size = block_size
+        self._on_finish = on_finish
+        t = system.timing
+        self._p_base, self._p_tok, self._p_ctx = t.prefill.base_ms, t.prefill.per_token_ms, t.prefill.per_token_context_ms
+        self._d_base, self._d_seq, self._d_kv = t.decode.base_ms, t.decode.per_seq_ms, t.decode.per_kv_token_ms
+        self._x_base, self._x_tok = t.kv_transfer.base_ms, t.kv_transfer.per_token_ms
+        self._kv_cap = system.kv.capacity_tokens
+        self._cache_blocks = system.kv.capacity_tokens // block_size
+        self._max_batched = config.max_num_batched_tokens
+        self._max_seqs = config.max_num_seqs
+        self._prefix_cache = config.prefix_cache
+        self._router = config.router
+
+        self._caps = {PREFILL: system.gpu.max_cap_w, DECODE: system.gpu.max_cap_w}
+        self._speed = {role: system.speed(role, self._caps[role]) for role in ROLES}
+
+        self._now = 0.0
+        self._events: list[tuple] = []
+        self._rows: Iterator[Request] = iter(requests)
+        self._next_row: Request | None = None
+        self._next_time = _INF
+        self._next_index = 0
+        self._last_ts = -_INF
+        self._pull()
+
+        self._next_id = 0
+        self._prefill: list[_PrefillWorker] = []  # not gone, id order
+        self._decode: list[_DecodeWorker] = []
+        self._rr = {PREFILL: 0, DECODE: 0}
+        self._touched: dict[_Worker, None] = {}
+        self._admit_counter = 0
+        for _ in range(config.prefill_workers):
+            self._add_worker(PREFILL, ready=True)
+        for _ in range(config.decode_workers):
+            self._add_worker(DECODE, ready=True)
+
+        self._arrived = 0
+        self._completed = 0
+        self._dropped = 0
+        self._preemptions = 0
+        self._dropped_by = dict.fromkeys(DROP_REASONS, 0)
+        self._window = TrafficWindow(start_ms=0.0, end_ms=0.0)
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def now_ms(self) -> float:
+        return self._now
+
+    @property
+    def caps(self) -> tuple[float, float]:
+        return self._caps[PREFILL], self._caps[DECODE]
+
+    def advance_to(self, t_ms: float) -> Snapshot:
+        """Process every event up to ``t_ms`` (finishing passes in flight) and snapshot."""
+        if t_ms > self._now:
+            self._run_until(t_ms)
+            end = t_ms
+            for w in self._prefill:
+                if w.chunks is not None and w.pass_start < t_ms < w.pass_end:
+                    end = max(end, w.pass_end)
+            for d in self._decode:
+                if d.seg:
+                    k = d.steps_by(t_ms)
+                    if k < d.seg_k and d.seg_time(k) < t_ms:
+                        end = max(end, d.seg_time(k + 1))
+            if end > t_ms:
+                self._run_until(end)
+            self._now = end
+        return self._snapshot()
+
+    def apply_scaling(self, n_prefill: int, n_decode: int) -> ScalingResult:
+        """Target ``n`` accepting workers per role: start new ones or drain the newest."""
+        for role, n in ((PREFILL, n_prefill), (DECODE, n_decode)):
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"a fleet needs at least 1 {role} worker, got {n!r}")
+        started: list[int] = []
+        draining: list[int] = []
+        removed: list[int] = []
+        for role, n in ((PREFILL, n_prefill), (DECODE, n_decode)):
+            pool = self._pool(role)
+            accepting = [w for w in pool if w.state in (ACTIVE, STARTING)]
+            for _ in range(n - len(accepting)):
+                started.append(self._add_worker(role, ready=False).id)
+            for w in sorted(accepting, key=lambda w: w.id, reverse=True)[: max(0, len(accepting) - n)]:
+                w.state = DRAINING
+                draining.append(w.id)
+                if not w.holds_work():
+                    self._remove(w)
+                    removed.append(w.id)
+        self._schedule(self._now)
+        return ScalingResult(started=tuple(started), draining=tuple(draining), removed=tuple(removed))
+
+    def apply_caps(self, cap_prefill_w: float, cap_decode_w: float) -> CapResult:
+        """Set per-GPU power caps (clamped to the settable range); slows the next passes."""
+        applied = {PREFILL: self.system.clamp_cap(cap_prefill_w), DECODE: self.system.clamp_cap(cap_decode_w)}
+        for role in ROLES:
+            if applied[role] != self._caps[role]:
+                self._caps[role] = applied[role]
+                speed = self.system.speed(role, applied[role])
+                if speed != self._speed[role]:
+                    self._speed[role] = speed
+                    if role == DECODE:
+                        for d in self._decode:
+                            self._cut_after(d, self._now)
+        return CapResult(
+            requested_prefill_w=float(cap_prefill_w),
+            requested_decode_w=float(cap_decode_w),
+            applied_prefill_w=applied[PREFILL],
+            applied_decode_w=applied[DECODE],
+        )
+
+    def fail_workers(self, role: str, n: int) -> int:
+        """Node loss: the ``n`` newest workers of ``role`` vanish; their work is re-routed."""
+        if role not in ROLES:
+            raise ValueError(f"role must be 'prefill' or 'decode', got {role!r}")
+        if n < 0:
+            raise ValueError(f"cannot fail a negative number of workers: {n}")
+        victims = sorted(self._pool(role), key=lambda w: w.id, reverse=True)[:n]
+        orphans: list[_Req] = []
+        for w in victims:
+            if isinstance(w, _PrefillWorker):
+                w.busy_stop(self._now)
+                for r in w.queue:
+                    r.done = 0
+                    r.cached = 0
+                    r.scheduled = False
+                    orphans.append(r)
+                w.queue.clear()
+                w.chunks = None
+            else:
+                assert isinstance(w, _DecodeWorker)
+                if w.seg:
+                    k = w.steps_by(self._now)
+                    self._sync(w, k)
+                    w.steps += k
+                    w.seg = False
+                w.busy_stop(self._now)
+                for r in w.running:
+                    r.generated = r.gen0 + w.steps - r.step0
+                    r.in_batch = False
+                    orphans.append(r)
+                orphans.extend(w.waiting)
+                w.running.clear()
+                w.waiting.clear()
+                w.heap.clear()
+            self._remove(w)
+        for r in orphans:
+            if role == PREFILL:
+                self._route_prefill(r)
+            else:
+                self._place_decode(r, self._now)
+        self._schedule(self._now)
+        return len(victims)
+
+    def outcomes_in_flight(self) -> list[RequestOutcome]:
+        """Outcomes (status ``in_flight``) of every request still in the fleet, by index."""
+        reqs: list[_Req] = []
+        for w in self._prefill:
+            reqs.extend(w.queue)
+        for d in self._decode:
+            k = d.steps_by(self._now) if d.seg else 0
+            for r in d.running:
+                r.generated = r.gen0 + d.steps + k - r.step0
+                reqs.append(r)
+            reqs.extend(d.waiting)
+        reqs.extend(ev[4] for ev in self._events if ev[1] == _HANDOFF)
+        reqs.sort(key=lambda r: r.index)
+        return [self._outcome(r, "in_flight", None, None) for r in reqs]
+
+    # -- event loop ---------------------------------------------------------------------
+
+    def _run_until(self, limit: float) -> None:
+        events = self._events
+        pop = heapq.heappop
+        while True:
+            t = events[0][0] if events else _INF
+            if self._next_time < t:
+                t = self._next_time
+            if t > limit:
+                return
+            self._now = t
+            while events and events[0][0] == t:
+                ev = pop(events)
+                kind = ev[1]
+                if kind == _PASS_END:
+                    w = ev[4]
+                    if w.version == ev[3] and w.chunks is not None:
+                        self._pass_end(w, t)
+                elif kind == _STEP_END:
+                    d = ev[4]
+                    if d.version == ev[3] and d.seg:
+                        self._boundary(d, t)
+                elif kind == _HANDOFF:
+                    self._place_decode(ev[4], t)
+                else:  # _READY
+                    w = ev[4]
+                    if w.state != GONE:
+                        w.ready = True
+                        if w.state == STARTING:
+                            w.state = ACTIVE
+                        self._touched[w] = None
+            while self._next_time == t:
+                self._arrive(t)
+            self._schedule(t)
+
+    def _pull(self) -> None:
+        row = next(self._rows, None)
+        self._next_row = row
+        if row is None:
+            self._next_time = _INF
+            return
+        ts = float(row.timestamp)
+        if ts < self._last_ts:
+            raise ValueError(f"request {self._next_index} arrives at {ts} ms, before its predecessor ({self._last_ts} ms)")
+        self._last_ts = ts
+        self._next_time = ts
+
+    def _arrive(self, t: float) -> None:
+        row = self._next_row
+        assert row is not None
+        r = _Req(self._next_index, row)
+        self._next_index += 1
+        self._pull()
+        self._arrived += 1
+        win = self._window
+        win.arrivals += 1
+        win.isl_sum += r.isl
+        win.osl_sum += r.osl
+        self._route_prefill(r)
+
+    def _schedule(self, t: float) -> None:
+        """The scheduling phase at ``t``: idle ready workers start work; empty drainers go."""
+        touched = self._touched
+        if not touched:
+            return
+        self._touched = {}
+        for w in sorted(touched, key=_schedule_key):
+            if w.state == GONE:
+                continue
+            if isinstance(w, _PrefillWorker):
+                if w.ready and w.chunks is None and w.queue:
+                    self._start_pass(w, t)
+            elif w.ready and not w.seg and (w.waiting or w.running):
+                self._start_segment(w, t)
+            if w.state == DRAINING and not w.holds_work():
+                self._remove(w)
+
+    # -- routing ------------------------------------------------------------------------
+
+    def _candidates(self, pool: list) -> list:
+        active = [w for w in pool if w.state == ACTIVE]
+        return active or [w for w in pool if w.state == STARTING]
+
+    def _route_prefill(self, r: _Req) -> None:
+        cands = self._candidates(self._prefill)
+        if not cands:
+            self._drop(r, "no_prefill_worker")
+            return
+        if self._router == "round_robin":
+            w = cands[self._rr[PREFILL] % len(cands)]
+            self._rr[PREFILL] += 1
+        elif len(cands) == 1:
+            w = cands[0]
+        elif self._router == "least_loaded":
+            w = min(cands, key=lambda c: (c.queued_tokens, c.id))
+        else:  # kv_aware
+            ids = r.hash_ids or ()
+            bs, isl, use_cache = self.block_size, r.isl, self._prefix_cache
+            w = cands[0]
+            best = _INF
+            for c in cands:
+                overlap = min(c.cache.leading_hits(ids) * bs, isl) if use_cache else 0
+                cost = c.queued_tokens + isl - overlap
+                if cost < best:
+                    best, w = cost, c
+        w.queue.append(r)
+        w.queued_tokens += r.isl
+        self._touched[w] = None
+
+    def _place_decode(self, r: _Req, t: float) -> None:
+        cands = self._candidates(self._decode)
+        if not cands:
+            self._drop(r, "no_decode_worker")
+            return
+        w = cands[0]
+        if len(cands) > 1:
+            best = -_INF
+            for c in cands:
+                used = c.used + (c.steps_by(t) * c.seg_b if c.seg else 0)
+                free = self._kv_cap - used - c.waiting_ctx
+                if free > best:
+                    best, w = free, c
+        ctx = r.isl + r.generated
+        was_empty = not w.waiting
+        w.waiting.append(r)
+        w.waiting_ctx += ctx
+        if not w.seg:
+            self._touched[w] = None
+        elif was_empty and len(w.running) < self._max_seqs:
+            # Admissible at the next step boundary?  Only then cut the segment there.
+            k = w.steps_by(t)
+            if w.seg_time(k) < t:
+                k += 1
+            if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
+                self._cut_at(w, k)
+
+    # -- prefill ------------------------------------------------------------------------
+
+    def _start_pass(self, w: _PrefillWorker, t: float) -> None:
+        budget = self._max_batched
+        chunks: list[tuple[_Req, int]] = []
+        total = 0
+        pairs = 0.0
+        win = self._window
+        for r in w.queue:
+            if not r.scheduled:
+                r.scheduled = True
+                cached = 0
+                if self._prefix_cache:
+                    ids = r.hash_ids or ()
+                    hits = w.cache.leading_hits(ids)
+                    if hits:
+                        w.cache.touch(ids, hits)
+                        cached = min(hits * self.block_size, r.isl - 1)
+                r.cached = r.done = cached
+                w.queued_tokens -= cached
+                win.hit_tokens += cached
+                win.lookup_tokens += r.isl
+            n = r.isl - r.done
+            if n > budget:
+                n = budget
+            chunks.append((r, n))
+            total += n
+            pairs += n * (r.done + n / 2.0)
+            budget -= n
+            if budget == 0:
+                break
+        duration = (self._p_base + self._p_tok * total + self._p_ctx * pairs) / self._speed[PREFILL]
+        w.chunks = chunks
+        w.pass_start = t
+        w.pass_end = t + duration
+        w.pass_tokens = total
+        w.version += 1
+        w.busy_start(t)
+        heapq.heappush(self._events, (w.pass_end, _PASS_END, w.id, w.version, w))
+
+    def _pass_end(self, w: _PrefillWorker, t: float) -> None:
+        chunks = w.chunks
+        assert chunks is not None
+        w.chunks = None
+        w.busy_stop(t)
+        w.passes += 1
+        w.tokens += w.pass_tokens
+        w.queued_tokens -= w.pass_tokens
+        win = self._window
+        win.prefill_tokens += w.pass_tokens
+        queue = w.queue
+        for r, n in chunks:
+            r.done += n
+            if r.done < r.isl:
+                break  # only the last chunk can be partial
+            queue.popleft()
+            r.first_token = t
+            r.generated = 1
+            if self._prefix_cache and r.hash_ids:
+                w.cache.insert(r.hash_ids)
+            r.hash_ids = None
+            win.first_tokens += 1
+            win.ttft.add(t - r.arrival)
+            if r.osl == 1:
+                self._complete(r, t)
+            else:
+                arrive = t + self._x_base + self._x_tok * r.isl
+                heapq.heappush(self._events, (arrive, _HANDOFF, t, r.index, r))
+        self._touched[w] = None
+
+    # -- decode -------------------------------------------------------------------------
+
+    def _start_segment(self, d: _DecodeWorker, t: float) -> None:
+        """At a step boundary of an idle-or-just-synced worker: admit, preempt, run."""
+        cap = self._kv_cap
+        running = d.running
+        waiting = d.waiting
+        while waiting and len(running) < self._max_seqs:
+            r = waiting[0]
+            ctx = r.isl + r.generated
+            if d.used + ctx + len(running) + 1 <= cap:
+                waiting.popleft()
+                d.waiting_ctx -= ctx
+                self._admit_counter += 1
+                r.admit_seq = self._admit_counter
+                r.gen0 = r.generated
+                r.step0 = d.steps
+                r.in_batch = True
+                running[r] = None
+                d.used += ctx
+                heapq.heappush(d.heap, (d.steps + r.osl - r.generated, r.admit_seq, r))
+            elif not running:
+                waiting.popleft()
+                d.waiting_ctx -= ctx
+                self._drop(r, "kv_too_large")
+            else:
+                break
+        while running and d.used + len(running) > cap:
+            r, _ = running.popitem()
+            r.in_batch = False
+            r.generated = r.gen0 + d.steps - r.step0
+            ctx = r.isl + r.generated
+            d.used -= ctx
+            waiting.appendleft(r)
+            d.waiting_ctx += ctx
+            r.preemptions += 1
+            self._preemptions += 1
+            self._window.preemptions += 1
+        if not running:
+            d.busy_stop(t)
+            return
+        heap = d.heap
+        while not (heap[0][2].in_batch and heap[0][2].admit_seq == heap[0][1]):
+            heapq.heappop(heap)
+        b = len(running)
+        speed = self._speed[DECODE]
+        d.seg = True
+        d.seg_start = t
+        d.seg_b = b
+        d.seg_alpha = (self._d_base + self._d_seq * b + self._d_kv * d.used) / speed
+        d.seg_beta = self._d_kv * b / speed
+        d.seg_acc = 0
+        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b)
+        d.version += 1
+        d.busy_start(t)
+        heapq.heappush(self._events, (d.seg_time(d.seg_k), _STEP_END, d.id, d.version, d))
+
+    def _cut_at(self, d: _DecodeWorker, k: int) -> None:
+        """End the current segment after its k-th step instead of as planned."""
+        d.seg_k = k
+        d.version += 1
+        heapq.heappush(self._events, (d.seg_time(k), _STEP_END, d.id, d.version, d))
+
+    def _cut_after(self, d: _DecodeWorker, t: float) -> None:
+        """End the segment at the first step boundary strictly after ``t`` (cap change)."""
+        if d.seg:
+            k = d.steps_by(t) + 1
+            if k < d.seg_k:
+                self._cut_at(d, k)
+
+    def _sync(self, d: _DecodeWorker, k: int) -> None:
+        """Account the segment's steps up to k into the window statistics."""
+        n = k - d.seg_acc
+        if n > 0:
+            b = d.seg_b
+            self._window.itl.add_linear(d.seg_alpha + d.seg_beta * d.seg_acc, d.seg_beta, n, b)
+            self._window.decode_tokens += n * b
+            d.passes += n
+            d.tokens += n * b
+            d.seg_acc = k
+
+    def _boundary(self, d: _DecodeWorker, t: float) -> None:
+        """A planned segment boundary: apply its steps, complete finished requests."""
+        k = d.seg_k
+        self._sync(d, k)
+        d.seg = False
+        d.busy_stop(t)
+        d.steps += k
+        d.used += k * d.seg_b
+        heap = d.heap
+        while heap and heap[0][0] <= d.steps:
+            _, seq, r = heapq.heappop(heap)
+            if r.in_batch and r.admit_seq == seq:
+                r.in_batch = False
+                del d.running[r]
+                d.used -= r.isl + r.osl
+                r.generated = r.osl
+                self._complete(r, t)
+        self._touched[d] = None
+
+    # -- workers ------------------------------------------------------------------------
+
+    def _pool(self, role: str) -> list:
+        return self._prefill if role == PREFILL else self._decode
+
+    def _add_worker(self, role: str, *, ready: bool) -> _Worker:
+        wid = self._next_id
+        self._next_id += 1
+        ready_at = self._now if ready else self._now + self.system.startup_delay_ms
+        w: _Worker
+        if role == PREFILL:
+            w = _PrefillWorker(wid, ready_at, ready, self._cache_blocks)
+            self._prefill.append(w)
+        else:
+            w = _DecodeWorker(wid, ready_at, ready)
+            self._decode.append(w)
+        if not ready:
+            heapq.heappush(self._events, (ready_at, _READY, wid, 0, w))
+        return w
+
+    def _remove(self, w: _Worker) -> None:
+        w.state = GONE
+        pool = self._pool(w.role)
+        pool.remove(w)
+
+    # -- request ends -------------------------------------------------------------------
+
+    def _outcome(self, r: _Req, status: str, reason: str | None, completion: float | None) -> RequestOutcome:
+        return RequestOutcome(
+            index=r.index,
+            arrival_ms=r.arrival,
+            status=status,
+            drop_reason=reason,
+            first_token_ms=r.first_token,
+            completion_ms=completion,
+            generated=r.generated,
+            preemptions=r.preemptions,
+            cached_tokens=r.cached,
+        )
+
+    def _complete(self, r: _Req, t: float) -> None:
+        self._completed += 1
+        self._window.completions += 1
+        if self._on_finish is not None:
+            self._on_finish(self._outcome(r, "completed", None, t))
+
+    def _drop(self, r: _Req, reason: str) -> None:
+        self._dropped += 1
+        self._dropped_by[reason] += 1
+        self._window.dropped += 1
+        r.hash_ids = None
+        if self._on_finish is not None:
+            self._on_finish(self._outcome(r, "dropped", reason, None))
+
+    # -- snapshot -----------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        now = self._now
+        metrics: list[WorkerMetrics] = []
+        for w in self._prefill:
+            w.busy_stop(now)
+            in_pass = w.chunks is not None
+            if in_pass:
+                w.busy_start(now)
+            metrics.append(
+                WorkerMetrics(
+                    worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=self._caps[PREFILL],
+                    batched_prefill_tokens=w.pass_tokens if in_pass else 0,
+                    prefill_requests=len(w.chunks) if w.chunks else 0,
+                    decode_requests=0,
+                    kv_tokens_used=min(len(w.cache) * self.block_size, self._kv_cap),
+                    kv_capacity_tokens=self._kv_cap,
+                    queued_requests=len(w.queue) - (len(w.chunks) if w.chunks else 0),
+                    queued_tokens=w.queued_tokens,
+                    busy_ms=w.busy_acc, passes=w.passes, tokens=w.tokens,
+                )
+            )
+        for d in self._decode:
+            used = d.used
+            if d.seg:
+                k = d.steps_by(now)
+                self._sync(d, k)
+                used += k * d.seg_b
+                d.busy_stop(now)
+                d.busy_start(now)
+            metrics.append(
+                WorkerMetrics(
+                    worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=self._caps[DECODE],
+                    batched_prefill_tokens=0, prefill_requests=0,
+                    decode_requests=len(d.running),
+                    kv_tokens_used=used,
+                    kv_capacity_tokens=self._kv_cap,
+                    queued_requests=len(d.waiting),
+                    queued_tokens=d.waiting_ctx,
+                    busy_ms=d.busy_acc, passes=d.passes, tokens=d.tokens,
+                )
+            )
+        for w in (*self._prefill, *self._decode):
+            w.busy_acc = 0.0
+            w.passes = 0
+            w.tokens = 0
+        metrics.sort(key=lambda m: m.worker_id)
+        window = self._window
+        window.end_ms = now
+        self._window = TrafficWindow(start_ms=now, end_ms=now)
+        in_flight = self._arrived - self._completed - self._dropped
+        return Snapshot(
+            now_ms=now,
+            done=self._next_row is None and in_flight == 0,
+            prefill=_counts(self._prefill),
+            decode=_counts(self._decode),
+            cap_prefill_w=self._caps[PREFILL],
+            cap_decode_w=self._caps[DECODE],
+            workers=tuple(metrics),
+            window=window,
+            arrived=self._arrived,
+            completed=self._completed,
+            dropped=self._dropped,
+            in_flight=in_flight,
+            dropped_by_reason=dict(self._dropped_by),
+            preemptions=self._preemptions,
+        )
+
+
+def _schedule_key(w: _Worker) -> tuple[int, int]:
+    return (0 if w.role == PREFILL else 1, w.id)
+
+
+def _counts(pool: list) -> RoleCounts:
+    states = [w.state for w in pool]
+    return RoleCounts(active=states.count(ACTIVE), starting=states.count(STARTING), draining=states.count(DRAINING))
