@@ -1,0 +1,119 @@
+"""The planner protocol: what a planner sees each tick and what it decides.
+
+A planner is any object with ``name``, ``version`` and
+``on_tick(obs: Observation) -> Decision``, constructed as ``cls(ctx)`` with a
+:class:`PlannerContext`.  It never touches the fleet: the adapter turns its
+:class:`Decision` into scaling and cap calls (or fails to, under an injected
+actuation fault, which the next observation reports).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
+
+from replaylib.errors import ReplaylibError
+from replaylib.scenario.model import PlannerConfig
+from replaylib.scenario.system import System
+
+#: What happened to the previous decision when the adapter tried to apply it.
+Actuation = Literal["ok", "scaling_denied", "caps_not_applied", "caps_forced_low", "caps_forced_high"]
+
+
+class LatencyObs(msgspec.Struct, frozen=True, kw_only=True):
+    """Observed latency over the last window (milliseconds)."""
+
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    count: int
+
+
+class RoleObs(msgspec.Struct, frozen=True, kw_only=True):
+    """What a planner can see of one role (prefill or decode) at this tick."""
+
+    active: int
+    starting: int
+    draining: int
+    cap_w: float  #: per-GPU cap currently applied
+    power_w: float | None  #: observed mean per-GPU power of the role (None: metrics outage)
+    busy_fraction: float  #: mean share of the window the role's ready workers had work running
+    queued_requests: int
+    queued_tokens: int
+    running_requests: int  #: prefill: requests in passes in flight; decode: running batch
+    kv_tokens_used: int
+    kv_capacity_tokens: int
+
+
+class Observation(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a planner observes at one tick (through the metrics source).
+
+    Signals can be missing (``None``) during a metrics outage or when the window
+    holds no samples, and can be stale (a value from earlier ticks).
+    """
+
+    tick: int
+    now_ms: float
+    window_s: float  #: length of the window the traffic numbers cover
+    arrivals: int
+    request_rate: float | None  #: requests per second over the window
+    mean_isl: float | None
+    mean_osl: float | None
+    prefix_hit_rate: float | None
+    ttft: LatencyObs | None
+    itl: LatencyObs | None
+    prefill: RoleObs
+    decode: RoleObs
+    budget_w: float | None  #: total GPU power limit in force (None: unlimited)
+    last_actuation: Actuation = "ok"
+    #: injected fault for planners with an optimiser: "raise" (it raises) or "empty" (no feasible point)
+    optimizer_fault: Literal["raise", "empty"] | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """What a planner wants, and the numbers that explain why.
+
+    ``cap_*_w`` of ``None`` leaves the role's cap unchanged; ``next_tick_s`` of
+    ``None`` means the scenario's adjustment interval.  ``reason`` is a short
+    code (``hold``, ``scale_out``, ``scale_in``, ``budget_cut_decode``,
+    ``fallback_default_caps`` ...).
+    """
+
+    n_prefill: int
+    n_decode: int
+    cap_prefill_w: float | None = None
+    cap_decode_w: float | None = None
+    next_tick_s: float | None = None
+    reason: str = "hold"
+    predicted_rate: float | None = None
+    predicted_isl: float | None = None
+    predicted_osl: float | None = None
+    c_ttft: float | None = None
+    c_itl: float | None = None
+    c_power_p: float | None = None
+    c_power_d: float | None = None
+    projected_w: float | None = None  #: replicas x GPUs x cap, both roles
+    sweep: bool = False  #: the planner re-optimised its operating point this tick
+
+
+class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a planner is constructed with."""
+
+    config: PlannerConfig
+    system: System
+    initial_prefill: int
+    initial_decode: int
+    seed: int = 0
+
+
+@runtime_checkable
+class Planner(Protocol):
+    name: str
+    version: int
+
+    def on_tick(self, obs: Observation) -> Decision: ...
+
+
+class PlannerError(ReplaylibError):
+    """A planner raised while deciding, or could not be found/constructed."""

@@ -1,0 +1,143 @@
+"""The recording's event schema: one row per event, typed columns, nulls where n/a.
+
+Row kinds: ``tick`` (one per planner tick: the fleet, the power, the decision),
+``scale`` (replica targets changed), ``cap`` (applied caps changed), ``fault``
+(a scenario event fired or an actuation failed), ``sweep`` (the planner
+re-optimised its operating point), ``assertion`` (a scenario assertion's
+verdict, at the end).  Every row carries ``kind``, ``seq``, ``tick`` and
+``now_ms``; other columns are null where they do not apply — never a fake 0.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pyarrow as pa
+
+KINDS = ("tick", "scale", "cap", "fault", "sweep", "assertion")
+
+#: Bumped whenever a column is added, removed or changes meaning.
+SCHEMA_VERSION = 1
+
+
+class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """One recorded event.  Field order is the column order."""
+
+    kind: str
+    seq: int  #: position in the recording (0, 1, 2 ...)
+    tick: int
+    now_ms: float  #: the planner's clock: max(scheduled tick, fleet time)
+    t_sched_ms: float | None = None  #: when the tick was scheduled
+    fleet_ms: float | None = None  #: where the fleet really stopped (passes are atomic)
+    # replicas
+    prefill_active: int | None = None
+    prefill_starting: int | None = None
+    prefill_draining: int | None = None
+    decode_active: int | None = None
+    decode_starting: int | None = None
+    decode_draining: int | None = None
+    target_prefill: int | None = None
+    target_decode: int | None = None
+    # caps (per GPU, W)
+    cap_prefill_w: float | None = None  #: applied
+    cap_decode_w: float | None = None
+    target_cap_prefill_w: float | None = None  #: asked for by the planner
+    target_cap_decode_w: float | None = None
+    # power (per GPU mean of the role, W; total over all GPUs, W)
+    power_prefill_w: float | None = None  #: true (synthetic meter, with bias and noise)
+    power_decode_w: float | None = None
+    obs_power_prefill_w: float | None = None  #: what the planner saw (null in an outage)
+    obs_power_decode_w: float | None = None
+    power_total_w: float | None = None
+    projected_w: float | None = None  #: the planner's replicas x GPUs x caps
+    budget_w: float | None = None
+    budget_clamped: bool | None = None  #: the adapter lowered caps to fit the budget
+    gpus: int | None = None  #: GPUs held by the fleet (all non-gone workers)
+    # load
+    arrivals: int | None = None
+    request_rate: float | None = None
+    mean_isl: float | None = None
+    mean_osl: float | None = None
+    predicted_rate: float | None = None
+    predicted_isl: float | None = None
+    predicted_osl: float | None = None
+    prefix_hit_rate: float | None = None
+    # planner corrections
+    c_ttft: float | None = None
+    c_itl: float | None = None
+    c_power_p: float | None = None
+    c_power_d: float | None = None
+    # latency over the window (true fleet values, ms)
+    ttft_mean_ms: float | None = None
+    ttft_p50_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    ttft_count: int | None = None
+    ttft_within_sla: int | None = None  #: samples at or under the TTFT target
+    itl_mean_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p99_ms: float | None = None
+    itl_count: int | None = None
+    itl_within_sla: int | None = None
+    ttft_hist: list[int] | None = None  #: window histogram: bucket, count, bucket, count ... (sim.metrics.GAMMA)
+    itl_hist: list[int] | None = None
+    obs_ttft_ms: float | None = None  #: observed mean TTFT (bias, noise, outage, staleness)
+    obs_itl_ms: float | None = None
+    ttft_violation: bool | None = None  #: window mean TTFT above target
+    itl_violation: bool | None = None
+    # decision and actuation
+    reason: str | None = None
+    actuation: str | None = None
+    # cumulative request counts
+    arrived: int | None = None
+    completed: int | None = None
+    dropped: int | None = None
+    in_flight: int | None = None
+    preemptions: int | None = None
+    # non-tick events
+    event: str | None = None  #: fault/event type, scale direction, assertion field ...
+    detail: str | None = None  #: human-readable detail
+    passed: bool | None = None  #: assertion verdict
+
+
+def _arrow_type(annotation: object) -> pa.DataType:
+    text = str(annotation)
+    if "list" in text:
+        return pa.list_(pa.int64())
+    if "bool" in text:
+        return pa.bool_()
+    if "int" in text:
+        return pa.int64()
+    if "float" in text:
+        return pa.float64()
+    return pa.string()
+
+
+FIELDS: tuple[str, ...] = EventRow.__struct_fields__
+ARROW_SCHEMA = pa.schema(
+    [
+        pa.field(name, _arrow_type(EventRow.__annotations__[name]), nullable=name not in ("kind", "seq", "tick", "now_ms"))
+        for name in FIELDS
+    ]
+)
+
+#: Numeric tick columns an assertion may name (``field:``).
+ASSERTABLE: tuple[str, ...] = tuple(
+    f for f in FIELDS if f not in ("kind", "seq", "reason", "actuation", "event", "detail", "passed", "ttft_hist", "itl_hist")
+)
+
+#: Keys of the Arrow schema metadata, all utf-8 strings.
+METADATA_KEYS = (
+    "replaylib_version",
+    "schema_version",
+    "planner_name",
+    "planner_version",
+    "scenario_name",
+    "scenario_hash",
+    "trace_path",
+    "trace_sha256",
+    "systems_sha256",
+    "system_name",
+    "seed",
+    "ttft_target_ms",
+    "itl_target_ms",
+    "gpus_per_worker",
+)
