@@ -34,7 +34,8 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     except OSError as exc:
         raise TraceError(str(path), None, None, f"cannot open: {exc.strerror or exc}") from None
     if fh.peek(2)[:2] == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+        fh.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # owns (and closes) its file
     return fh
 
 
