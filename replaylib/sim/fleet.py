@@ -235,6 +235,10 @@ class Fleet:
     def caps(self) -> tuple[float, float]:
         return self._caps[PREFILL], self._caps[DECODE]
 
+    def worker_counts(self) -> tuple[RoleCounts, RoleCounts]:
+        """Live (prefill, decode) worker counts, including changes since the last snapshot."""
+        return _counts(self._prefill), _counts(self._decode)
+
     def advance_to(self, t_ms: float) -> Snapshot:
         """Process every event up to ``t_ms`` (finishing passes in flight) and snapshot."""
         if t_ms > self._now:
@@ -302,7 +306,7 @@ class Fleet:
             raise ValueError(f"cannot fail a negative number of workers: {n}")
         victims = sorted(self._pool(role), key=lambda w: w.id, reverse=True)[:n]
         orphans: list[_Req] = []
-        for w in victims:
+        for w in sorted(victims, key=lambda w: w.id):  # work is re-routed worker by worker, in id order
             if isinstance(w, _PrefillWorker):
                 w.busy_stop(self._now)
                 for r in w.queue:
@@ -333,7 +337,7 @@ class Fleet:
             if role == PREFILL:
                 self._route_prefill(r)
             else:
-                self._place_decode(r, self._now)
+                self._place_decode(r, self._now, after_schedule=True)
         self._schedule(self._now)
         return len(victims)
 
@@ -462,7 +466,14 @@ class Fleet:
         w.queued_tokens += r.isl
         self._touched[w] = None
 
-    def _place_decode(self, r: _Req, t: float) -> None:
+    def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
+        """Place a request on a decode worker at ``t``.
+
+        A hand-off during the events at ``t`` is admissible at a step boundary exactly
+        at ``t`` (the scheduling phase at ``t`` is still to come); a re-placement after
+        that phase (``after_schedule``, from ``fail_workers``) is not: the step starting
+        at ``t`` has already begun.
+        """
         cands = self._candidates(self._decode)
         if not cands:
             self._drop(r, "no_decode_worker")
@@ -484,7 +495,7 @@ class Fleet:
         elif was_empty and len(w.running) < self._max_seqs:
             # Admissible at the next step boundary?  Only then cut the segment there.
             k = w.steps_by(t)
-            if w.seg_time(k) < t:
+            if w.seg_time(k) < t or (after_schedule and w.seg_time(k) <= t):
                 k += 1
             if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
                 self._cut_at(w, k)
@@ -566,6 +577,43 @@ class Fleet:
         cap = self._kv_cap
         running = d.running
         waiting = d.waiting
+        self._admit(d)
+        while running and d.used + len(running) > cap:
+            r, _ = running.popitem()
+            r.in_batch = False
+            r.generated = r.gen0 + d.steps - r.step0
+            ctx = r.isl + r.generated
+            d.used -= ctx
+            waiting.appendleft(r)
+            d.waiting_ctx += ctx
+            r.preemptions += 1
+            self._preemptions += 1
+            self._window.preemptions += 1
+            if not running:
+                self._admit(d)  # once more: a request that no longer fits even alone is dropped
+        if not running:
+            d.busy_stop(t)
+            return
+        heap = d.heap
+        while not (heap[0][2].in_batch and heap[0][2].admit_seq == heap[0][1]):
+            heapq.heappop(heap)
+        b = len(running)
+        speed = self._speed[DECODE]
+        d.seg = True
+        d.seg_start = t
+        d.seg_b = b
+        d.seg_alpha = (self._d_base + self._d_seq * b + self._d_kv * d.used) / speed
+        d.seg_beta = self._d_kv * b / speed
+        d.seg_acc = 0
+        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b)
+        d.version += 1
+        d.busy_start(t)
+        heapq.heappush(self._events, (d.seg_time(d.seg_k), _STEP_END, d.id, d.version, d))
+
+    def _admit(self, d: _DecodeWorker) -> None:
+        """Admission at a step boundary: FIFO while the batch and its next step fit."""
+        cap = self._kv_cap
+        running, waiting = d.running, d.waiting
         while waiting and len(running) < self._max_seqs:
             r = waiting[0]
             ctx = r.isl + r.generated
@@ -586,35 +634,6 @@ class Fleet:
                 self._drop(r, "kv_too_large")
             else:
                 break
-        while running and d.used + len(running) > cap:
-            r, _ = running.popitem()
-            r.in_batch = False
-            r.generated = r.gen0 + d.steps - r.step0
-            ctx = r.isl + r.generated
-            d.used -= ctx
-            waiting.appendleft(r)
-            d.waiting_ctx += ctx
-            r.preemptions += 1
-            self._preemptions += 1
-            self._window.preemptions += 1
-        if not running:
-            d.busy_stop(t)
-            return
-        heap = d.heap
-        while not (heap[0][2].in_batch and heap[0][2].admit_seq == heap[0][1]):
-            heapq.heappop(heap)
-        b = len(running)
-        speed = self._speed[DECODE]
-        d.seg = True
-        d.seg_start = t
-        d.seg_b = b
-        d.seg_alpha = (self._d_base + self._d_seq * b + self._d_kv * d.used) / speed
-        d.seg_beta = self._d_kv * b / speed
-        d.seg_acc = 0
-        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b)
-        d.version += 1
-        d.busy_start(t)
-        heapq.heappush(self._events, (d.seg_time(d.seg_k), _STEP_END, d.id, d.version, d))
 
     def _cut_at(self, d: _DecodeWorker, k: int) -> None:
         """End the current segment after its k-th step instead of as planned."""
