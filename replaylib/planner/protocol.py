@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 import msgspec
 
 from replaylib.errors import ReplaylibError
-from replaylib.scenario.model import PlannerConfig
+from replaylib.scenario.model import FleetConfig, PlannerConfig
 from replaylib.scenario.system import System
 
 #: What happened to the previous decision when the adapter tried to apply it.
@@ -104,6 +104,7 @@ class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
     system: System
     initial_prefill: int
     initial_decode: int
+    fleet: FleetConfig = FleetConfig()  #: the serving engine's knobs (batched tokens, max sequences ...)
     seed: int = 0
 
 

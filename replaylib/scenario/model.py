@@ -75,7 +75,7 @@ class PlannerConfig(_Strict):
     drift_threshold: PosF = 0.15
     drift_ticks: PosI = 3
     max_optimizer_failures: PosI = 3
-    #: Free-form knobs for user planners (``pkg.mod:Class``); built-ins ignore them.
+    #: Free-form knobs: for user planners (``pkg.mod:Class``), and ``scale_in_ticks`` for the built-ins.
     params: dict[str, Any] = {}
 
 
@@ -178,7 +178,8 @@ class Assertion(_Strict):
     Exactly one of ``at_tick`` (that tick), ``always: true`` (every tick) or
     ``eventually_by_tick`` (some tick up to and including that one); compare
     ``field`` with ``op`` against ``value`` or ``ref`` (``planner.<field>`` or
-    ``system.<dotted.field>``); ``within`` needs ``tolerance`` (absolute).
+    ``system.<dotted.field>``); ``within`` needs ``tolerance`` (absolute).  String
+    fields (``reason``, ``actuation``) take a string ``value`` and ``==``/``!=`` only.
     """
 
     field: str
@@ -186,7 +187,7 @@ class Assertion(_Strict):
     at_tick: NonNegI | None = None
     always: bool = False
     eventually_by_tick: NonNegI | None = None
-    value: float | int | bool | None = None
+    value: bool | int | float | str | None = None
     ref: str | None = None
     tolerance: NonNegF | None = None
     description: str = ""

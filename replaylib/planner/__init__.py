@@ -1,0 +1,32 @@
+"""Planners: the protocol, the built-in versioned planners and the registry that finds them.
+
+``load_planner("aic@1", ctx)`` / ``load_planner("my_pkg.mod:MyPlanner", ctx)``;
+``available_planners()`` lists the built-ins (``aic@1``, ``aic@2``, ``power@1``,
+``sla@1``).  Planners see the fleet only through :class:`Observation` and act
+only through :class:`Decision`.
+"""
+
+from replaylib.planner.protocol import (
+    Actuation,
+    Decision,
+    LatencyObs,
+    Observation,
+    Planner,
+    PlannerContext,
+    PlannerError,
+    RoleObs,
+)
+from replaylib.planner.registry import available_planners, load_planner
+
+__all__ = [
+    "Actuation",
+    "Decision",
+    "LatencyObs",
+    "Observation",
+    "Planner",
+    "PlannerContext",
+    "PlannerError",
+    "RoleObs",
+    "available_planners",
+    "load_planner",
+]
