@@ -1,0 +1,25 @@
+"""Comparing recordings: align by tick / event, report the first divergence, counts and KPIs."""
+
+from replaylib.diff.compare import compare_planners
+from replaylib.diff.engine import IGNORED_BY_DEFAULT, compare_metadata, diff_frames, diff_recordings
+from replaylib.diff.model import CompareReport, DiffError, DiffReport, MetadataMismatch
+from replaylib.diff.report import FORMATS, decode_report, format_json, format_markdown, format_text, render, render_compare
+
+__all__ = [
+    "FORMATS",
+    "IGNORED_BY_DEFAULT",
+    "CompareReport",
+    "DiffError",
+    "DiffReport",
+    "MetadataMismatch",
+    "compare_metadata",
+    "compare_planners",
+    "decode_report",
+    "diff_frames",
+    "diff_recordings",
+    "format_json",
+    "format_markdown",
+    "format_text",
+    "render",
+    "render_compare",
+]
