@@ -51,6 +51,8 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     projected_w: float | None = None  #: the planner's replicas x GPUs x caps
     budget_w: float | None = None
     budget_clamped: bool | None = None  #: the adapter lowered caps to fit the budget
+    provisioned_w: float | None = None  #: after actuation: GPUs of all non-gone workers x their role's cap
+    budget_headroom_w: float | None = None  #: budget_w - provisioned_w (negative: over budget)
     gpus: int | None = None  #: GPUs held by the fleet (all non-gone workers)
     # load
     arrivals: int | None = None
@@ -86,6 +88,7 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     # decision and actuation
     reason: str | None = None
     actuation: str | None = None
+    oscillations: int | None = None  #: running count of replica-target reversals (record.kpis.ReversalCounter)
     # cumulative request counts
     arrived: int | None = None
     completed: int | None = None
@@ -119,10 +122,10 @@ ARROW_SCHEMA = pa.schema(
     ]
 )
 
-#: Numeric tick columns an assertion may name (``field:``).
-ASSERTABLE: tuple[str, ...] = tuple(
-    f for f in FIELDS if f not in ("kind", "seq", "reason", "actuation", "event", "detail", "passed", "ttft_hist", "itl_hist")
-)
+#: Tick columns an assertion may name (``field:``); ``reason`` and ``actuation`` are strings.
+ASSERTABLE: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("kind", "seq", "event", "detail", "passed", "ttft_hist", "itl_hist"))
+#: The string-valued ones (only ``==`` and ``!=`` apply).
+STRING_FIELDS: tuple[str, ...] = ("reason", "actuation")
 
 #: Keys of the Arrow schema metadata, all utf-8 strings.
 METADATA_KEYS = (

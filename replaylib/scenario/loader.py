@@ -8,11 +8,15 @@ from collections.abc import Callable
 
 import msgspec
 
-from replaylib.scenario.model import Scenario
+from replaylib.record.schema import ASSERTABLE, STRING_FIELDS
+from replaylib.scenario.assertions import check_assertions
+from replaylib.scenario.model import PromStale, Scenario
 from replaylib.scenario.system import System, load_system
 from replaylib.scenario.validate import convert
 from replaylib.scenario.yamlio import ScenarioError, load_with_extends
 
+#: How far back a stale metrics source can lag (ticks of history kept).
+MAX_STALE_TICKS = 64
 _PATH_KEYS = frozenset({("trace", "path"), ("system",)})
 
 
@@ -51,6 +55,7 @@ def load_scenario(path: str | os.PathLike[str], *, check_trace: bool = True) -> 
     if check_trace and not os.path.exists(trace_path):
         raise ScenarioError(merged.file_of(("trace", "path")), "trace.path", f"trace file not found: {trace_path}")
     _check_scenario(scenario, system, merged.file_of)
+    check_assertions(scenario, system, ASSERTABLE, STRING_FIELDS, merged.file_of)
     digest = hashlib.sha256(msgspec.json.encode(scenario, order="sorted")).hexdigest()
     return LoadedScenario(
         scenario=scenario,
@@ -94,5 +99,8 @@ def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, .
             f"expected at least the initial fleet's {(s.fleet.prefill_workers + s.fleet.decode_workers) * per_worker} GPUs, "
             f"got {p.max_gpu_budget}",
         )
+    for i, ev in enumerate(s.events):
+        if isinstance(ev, PromStale) and ev.lag_ticks > MAX_STALE_TICKS:
+            raise ScenarioError(file_of(("events",)), f"events[{i}].lag_ticks", f"expected at most {MAX_STALE_TICKS}, got {ev.lag_ticks}")
     if p.correction_min > 1 or p.correction_max < 1:
         raise ScenarioError(file_of(("planner",)), "planner.correction_min", "expected correction_min <= 1 <= correction_max")

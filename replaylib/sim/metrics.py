@@ -76,6 +76,18 @@ class LatencyStats(msgspec.Struct, kw_only=True):
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
 
+    def count_le(self, limit: float) -> int:
+        """Samples at or under ``limit`` (to the histogram's 1% bucket resolution)."""
+        edge = _bucket(limit)
+        return sum(n for b, n in self.buckets.items() if b <= edge)
+
+    def flat(self) -> list[int]:
+        """The histogram as ``[bucket, count, bucket, count, ...]`` in bucket order."""
+        out: list[int] = []
+        for b in sorted(self.buckets):
+            out += (b, self.buckets[b])
+        return out
+
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile from the histogram (None without samples)."""
         if not self.count:

@@ -1,0 +1,479 @@
+"""The power-aware replay adapter: the tick loop that wires fleet, power, faults, planner, recorder.
+
+For every tick (``docs`` in ../shared/DESIGN.md, "The tick loop"):
+
+1. ``snap = fleet.advance_to(t_sched)``; ``now = max(t_sched, snap.now_ms)``.
+   The planner's clock never lags the fleet, and the next tick is scheduled
+   from ``now``, so a sparse trace or a long forward pass can neither make
+   ticks stale nor make them go backwards or loop.
+2. The overlay turns the snapshot into power and latency readings (with bias
+   and noise); the metrics source stores them.
+3. Scenario events due by ``now`` fire (bias, budget changes, actuation
+   faults, node loss/recovery, metrics outage/staleness, optimiser failures);
+   each firing is recorded.
+4. The planner gets an :class:`Observation` (through the metrics source: a
+   signal may be missing or stale) and returns a :class:`Decision`.
+5. The budget clamp: if the decision's provisioned power (replicas x GPUs x
+   caps) exceeds the budget, the caps are lowered uniformly until it fits (a
+   facility-level guard, not planning; ``budget_clamped`` records it).
+6. The actuator applies replicas and caps, or fails to under an injected fault.
+7. The recorder appends the tick (and scale/cap/fault/sweep rows).
+
+The loop ends when the trace is drained and the fleet is idle, or after the
+scenario's ``ticks`` limit; then the assertions' verdicts are recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+
+from replaylib import __version__
+from replaylib.planner.protocol import Decision, LatencyObs, Observation, Planner, PlannerContext, PlannerError, RoleObs
+from replaylib.power import MetricsSource, Overlay, Readings
+from replaylib.record import EventRow, RecordingWriter
+from replaylib.record.kpis import ReversalCounter
+from replaylib.record.schema import SCHEMA_VERSION
+from replaylib.scenario import LoadedScenario
+from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
+from replaylib.scenario.model import (
+    ActuationFault,
+    BiasRamp,
+    BiasSine,
+    BiasStep,
+    BudgetChange,
+    NodeDown,
+    NodeUp,
+    OptimizerFailure,
+    PromOutage,
+    PromStale,
+)
+from replaylib.scenario.system import System, system_file_hash
+from replaylib.sim import Fleet, Snapshot
+from replaylib.sim.metrics import LatencyStats, RoleCounts
+from replaylib.trace import Request, read_trace
+
+_INF = float("inf")
+
+#: ``progress(tick, now_ms, snapshot)`` is called after every tick.
+Progress = Callable[[int, float, Snapshot], None]
+
+
+class AssertionResult(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    description: str
+    passed: bool
+    evidence: str
+
+
+class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
+    path: str  #: the recording
+    planner: str  #: name@version
+    ticks: int
+    rows: int
+    finished: bool  #: trace drained and fleet idle (False: stopped at the tick limit)
+    assertions: tuple[AssertionResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.assertions)
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def replay(
+    loaded: LoadedScenario,
+    *,
+    out: str | os.PathLike[str],
+    planner: str | Planner | None = None,
+    trace: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    """Replay ``loaded`` and write its recording to ``out`` (atomically).
+
+    ``planner`` (a spec such as ``aic@1`` / ``pkg.mod:Class``, or a planner
+    object), ``trace`` and ``seed`` override the scenario's own.  An exception
+    or interrupt leaves any previous ``out`` untouched and the events recorded
+    so far readable in ``out.partial``.
+    """
+    run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
+    writer = RecordingWriter(out, run.metadata())
+    try:
+        result = run.execute(writer, progress)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return result
+
+
+class _Replay:
+    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None) -> None:
+        sc = loaded.scenario
+        self.loaded = loaded
+        self.scenario = sc
+        self.system: System = loaded.system
+        self.seed = sc.seed if seed is None else seed
+        self.trace_path = os.fspath(trace) if trace is not None else loaded.trace_path
+        self.gpus_per_worker = self.system.model.gpus_per_worker
+        self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
+        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
+        ctx = PlannerContext(
+            config=sc.planner,
+            system=self.system,
+            initial_prefill=sc.fleet.prefill_workers,
+            initial_decode=sc.fleet.decode_workers,
+            fleet=sc.fleet,
+            seed=self.seed,
+        )
+        if planner is None or isinstance(planner, str):
+            from replaylib.planner.registry import load_planner
+
+            self.planner: Planner = load_planner(planner or sc.planner.name, ctx)
+        else:
+            self.planner = planner
+        bias_events = [e for e in sc.events if isinstance(e, (BiasStep, BiasRamp, BiasSine))]
+        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed)
+        self.source = MetricsSource()
+        self.budget = sc.power.total_gpu_power_limit_w
+        # events fire in time order; ties keep their order in the scenario
+        self.pending = sorted(enumerate(sc.events), key=lambda ie: (ie[1].at_s, ie[0]))
+        self.actuation_fault: tuple[str, float] | None = None  # (mode, until ms)
+        self.optimizer_fault: tuple[str, int] | None = None  # (mode, ticks left)
+        self.last_actuation = "ok"
+        self.reversals = ReversalCounter()
+        self.checks = [
+            AssertionCheck(a, a.value if a.ref is None else resolve_ref(a.ref, sc.planner, self.system))  # type: ignore[arg-type]
+            for a in sc.assertions
+        ]
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _rows(self) -> Iterator[Request]:
+        t = self.scenario.trace
+        rows: Iterator[Request] = read_trace(self.trace_path, sort=t.sort)
+        if t.limit is not None:
+            rows = itertools.islice(rows, t.limit)
+        if t.speedup != 1.0:
+            rows = (msgspec.structs.replace(r, timestamp=r.timestamp / t.speedup) for r in rows)
+        return rows
+
+    def metadata(self) -> dict[str, str]:
+        sc = self.scenario
+        return {
+            "replaylib_version": __version__,
+            "schema_version": str(SCHEMA_VERSION),
+            "planner_name": str(self.planner.name),
+            "planner_version": str(self.planner.version),
+            "scenario_name": sc.name,
+            "scenario_hash": self.loaded.content_hash,
+            "trace_path": _portable(self.trace_path, self.loaded.directory),
+            "trace_sha256": sha256_file(self.trace_path),
+            "systems_sha256": system_file_hash(self.loaded.system_path),
+            "system_name": self.system.name,
+            "seed": str(self.seed),
+            "ttft_target_ms": repr(sc.planner.ttft_ms),
+            "itl_target_ms": repr(sc.planner.itl_ms),
+            "gpus_per_worker": str(self.gpus_per_worker),
+        }
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def execute(self, writer: RecordingWriter, progress: Progress | None) -> ReplayResult:
+        limit = self.scenario.ticks
+        tick = 0
+        t_sched = self.interval_ms
+        finished = False
+        while True:
+            snap = self.fleet.advance_to(t_sched)
+            now = max(t_sched, snap.now_ms)
+            readings = self.overlay.read(snap)
+            self.source.push(now, {"power_prefill": readings.power_prefill_w, "power_decode": readings.power_decode_w, "ttft": readings.ttft, "itl": readings.itl})
+            for row in self._fire_events(tick, now):
+                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+            obs = self._observe(tick, now, snap)
+            decision = self._decide(obs, tick)
+            rows = self._actuate(tick, now, t_sched, snap, readings, decision)
+            for row in rows:
+                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+            tick_row = rows[0]
+            fields = msgspec.structs.asdict(tick_row)
+            for check in self.checks:
+                check.feed(tick, fields)
+            if progress is not None:
+                progress(tick, now, snap)
+            tick += 1
+            if snap.done:
+                finished = True
+                break
+            if limit is not None and tick >= limit:
+                break
+            step_s = decision.next_tick_s if decision.next_tick_s is not None else self.scenario.planner.adjustment_interval_s
+            t_sched = now + step_s * 1000.0
+        results = []
+        for i, check in enumerate(self.checks):
+            ok, evidence = check.verdict()
+            desc = describe(check.assertion)
+            results.append(AssertionResult(index=i, description=desc, passed=ok, evidence=evidence))
+            writer.append(
+                EventRow(kind="assertion", seq=writer.next_seq(), tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
+            )
+        return ReplayResult(
+            path=writer.path,
+            planner=f"{self.planner.name}@{self.planner.version}",
+            ticks=tick,
+            rows=writer.next_seq(),
+            finished=finished,
+            assertions=tuple(results),
+        )
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _fire_events(self, tick: int, now: float) -> list[EventRow]:
+        rows: list[EventRow] = []
+        while self.pending and self.pending[0][1].at_s * 1000.0 <= now:
+            index, ev = self.pending.pop(0)
+            until = _INF if getattr(ev, "duration_s", None) is None else ev.at_s * 1000.0 + ev.duration_s * 1000.0  # type: ignore[attr-defined]
+            detail = msgspec.json.encode(ev).decode()
+            if isinstance(ev, BudgetChange):
+                self.budget = ev.total_gpu_power_limit_w
+            elif isinstance(ev, ActuationFault):
+                self.actuation_fault = (ev.mode, until)
+            elif isinstance(ev, NodeDown):
+                lost = self.fleet.fail_workers(ev.role, ev.count)
+                detail += f" (lost {lost})"
+            elif isinstance(ev, NodeUp):
+                p, d = self.fleet.worker_counts()
+                if ev.role == "prefill":
+                    self.fleet.apply_scaling(p.accepting + ev.count, max(d.accepting, 1))
+                else:
+                    self.fleet.apply_scaling(max(p.accepting, 1), d.accepting + ev.count)
+            elif isinstance(ev, PromOutage):
+                self.source.start_outage(list(ev.signals), until)
+            elif isinstance(ev, PromStale):
+                self.source.start_stale(list(ev.signals), ev.lag_ticks, until)
+            elif isinstance(ev, OptimizerFailure):
+                self.optimizer_fault = (ev.mode, ev.ticks)
+            # bias events need no state here: the overlay reads them by time
+            rows.append(EventRow(kind="fault", seq=0, tick=tick, now_ms=now, event=ev.__struct_config__.tag, detail=f"events[{index}] {detail}"))  # type: ignore[arg-type]
+        return rows
+
+    # -- observation and decision -----------------------------------------------------------
+
+    def _observe(self, tick: int, now: float, snap: Snapshot) -> Observation:
+        w = snap.window
+        fault = None
+        if self.optimizer_fault is not None:
+            mode, left = self.optimizer_fault
+            fault = mode
+            self.optimizer_fault = (mode, left - 1) if left > 1 else None
+        return Observation(
+            tick=tick,
+            now_ms=now,
+            window_s=w.duration_ms / 1000.0,
+            arrivals=w.arrivals,
+            request_rate=w.request_rate_per_s,
+            mean_isl=w.mean_isl,
+            mean_osl=w.mean_osl,
+            prefix_hit_rate=w.prefix_hit_rate,
+            ttft=_latency_obs(self.source.observe("ttft")),
+            itl=_latency_obs(self.source.observe("itl")),
+            prefill=self._role_obs(snap, "prefill", snap.prefill, snap.cap_prefill_w),
+            decode=self._role_obs(snap, "decode", snap.decode, snap.cap_decode_w),
+            budget_w=self.budget,
+            last_actuation=self.last_actuation,  # type: ignore[arg-type]
+            optimizer_fault=fault,  # type: ignore[arg-type]
+        )
+
+    def _role_obs(self, snap: Snapshot, role: str, counts: RoleCounts, cap: float) -> RoleObs:
+        workers = [m for m in snap.workers if m.role == role]
+        ready = [m for m in workers if m.state != "starting"]
+        window = snap.window.duration_ms
+        busy = sum(min(1.0, m.busy_ms / window) for m in ready) / len(ready) if ready and window > 0 else 0.0
+        return RoleObs(
+            active=counts.active,
+            starting=counts.starting,
+            draining=counts.draining,
+            cap_w=cap,
+            power_w=self.source.observe(f"power_{role}"),
+            busy_fraction=busy,
+            queued_requests=sum(m.queued_requests for m in workers),
+            queued_tokens=sum(m.queued_tokens for m in workers),
+            running_requests=sum(m.prefill_requests + m.decode_requests for m in workers),
+            kv_tokens_used=sum(m.kv_tokens_used for m in workers),
+            kv_capacity_tokens=sum(m.kv_capacity_tokens for m in workers),
+        )
+
+    def _decide(self, obs: Observation, tick: int) -> Decision:
+        name = f"{self.planner.name}@{self.planner.version}"
+        try:
+            decision = self.planner.on_tick(obs)
+        except Exception as exc:
+            raise PlannerError(f"planner {name} raised at tick {tick}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(decision, Decision):
+            raise PlannerError(f"planner {name} returned {type(decision).__name__} at tick {tick}, expected a Decision")
+        for role, n in (("prefill", decision.n_prefill), ("decode", decision.n_decode)):
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise PlannerError(f"planner {name} asked for {n!r} {role} workers at tick {tick}; a fleet needs at least 1")
+        if decision.next_tick_s is not None and not decision.next_tick_s > 0:
+            raise PlannerError(f"planner {name} asked for the next tick in {decision.next_tick_s!r} s at tick {tick}; expected > 0")
+        return decision
+
+    # -- budget clamp and actuation ---------------------------------------------------------
+
+    def _budget_clamp(self, n_p: int, n_d: int, cap_p: float, cap_d: float) -> tuple[float, float, bool]:
+        """Lower both caps by one factor until the provisioned power fits the budget."""
+        s, g, budget = self.system, self.gpus_per_worker, self.budget
+
+        def provisioned(f: float) -> float:
+            return g * (n_p * s.clamp_cap(cap_p * f) + n_d * s.clamp_cap(cap_d * f))
+
+        if budget is None or provisioned(1.0) <= budget:
+            return cap_p, cap_d, False
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2.0
+            if provisioned(mid) <= budget:
+                lo = mid
+            else:
+                hi = mid
+        return s.clamp_cap(cap_p * lo), s.clamp_cap(cap_d * lo), True
+
+    def _actuate(self, tick: int, now: float, t_sched: float, snap: Snapshot, readings: Readings, d: Decision) -> list[EventRow]:
+        fleet, system = self.fleet, self.system
+        cur_p, cur_d = fleet.caps
+        want_p = system.clamp_cap(d.cap_prefill_w) if d.cap_prefill_w is not None else cur_p
+        want_d = system.clamp_cap(d.cap_decode_w) if d.cap_decode_w is not None else cur_d
+        cap_p, cap_d, clamped = self._budget_clamp(d.n_prefill, d.n_decode, want_p, want_d)
+
+        mode = None
+        if self.actuation_fault is not None:
+            mode, until = self.actuation_fault
+            if now >= until:
+                self.actuation_fault, mode = None, None
+        extra: list[EventRow] = []
+        actuation = "ok"
+
+        before_p, before_d = fleet.worker_counts()
+        if (d.n_prefill, d.n_decode) != (before_p.accepting, before_d.accepting):
+            if mode == "rbac_denied":
+                actuation = "scaling_denied"
+                extra.append(EventRow(kind="fault", seq=0, tick=tick, now_ms=now, event="rbac_denied",
+                                      detail=f"scaling to prefill {d.n_prefill}, decode {d.n_decode} denied"))
+            else:
+                result = fleet.apply_scaling(d.n_prefill, d.n_decode)
+                grow = d.n_prefill + d.n_decode - before_p.accepting - before_d.accepting
+                extra.append(EventRow(
+                    kind="scale", seq=0, tick=tick, now_ms=now,
+                    event="scale_out" if grow > 0 else "scale_in" if grow < 0 else "rebalance",
+                    target_prefill=d.n_prefill, target_decode=d.n_decode,
+                    detail=f"prefill {before_p.accepting}->{d.n_prefill}, decode {before_d.accepting}->{d.n_decode}; "
+                           f"started {list(result.started)}, draining {list(result.draining)}",
+                ))
+
+        if mode == "nvml_low":
+            cap_p = cap_d = system.gpu.min_cap_w
+            actuation = "caps_forced_low" if actuation == "ok" else actuation
+        elif mode == "nvml_high":
+            cap_p = cap_d = system.gpu.max_cap_w
+            actuation = "caps_forced_high" if actuation == "ok" else actuation
+        if mode == "daemonset_absent":
+            if (cap_p, cap_d) != (cur_p, cur_d):
+                actuation = "caps_not_applied" if actuation == "ok" else actuation
+                extra.append(EventRow(kind="fault", seq=0, tick=tick, now_ms=now, event="daemonset_absent",
+                                      detail=f"caps prefill {cap_p:g} W, decode {cap_d:g} W not applied"))
+        elif (cap_p, cap_d) != (cur_p, cur_d):
+            applied = fleet.apply_caps(cap_p, cap_d)
+            extra.append(EventRow(
+                kind="cap", seq=0, tick=tick, now_ms=now, event="cap",
+                cap_prefill_w=applied.applied_prefill_w, cap_decode_w=applied.applied_decode_w,
+                target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
+                detail=f"prefill {cur_p:g}->{applied.applied_prefill_w:g} W, decode {cur_d:g}->{applied.applied_decode_w:g} W",
+            ))
+        if d.sweep:
+            extra.append(EventRow(kind="sweep", seq=0, tick=tick, now_ms=now, event="sweep", reason=d.reason,
+                                  target_prefill=d.n_prefill, target_decode=d.n_decode,
+                                  target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
+                                  projected_w=d.projected_w))
+        self.last_actuation = actuation
+        row = self._tick_row(tick, now, t_sched, snap, readings, d, clamped, actuation)
+        return [row, *extra]
+
+    def _tick_row(self, tick: int, now: float, t_sched: float, snap: Snapshot, r: Readings, d: Decision,
+                  clamped: bool, actuation: str) -> EventRow:
+        """The tick as recorded: fleet state as the planner saw it, its decision, the caps applied."""
+        w = snap.window
+        cap_p, cap_d = self.fleet.caps
+        held_p, held_d = self.fleet.worker_counts()
+        provisioned = self.gpus_per_worker * (cap_p * _held(held_p) + cap_d * _held(held_d))
+        sla = self.scenario.planner
+        ttft, itl = w.ttft, w.itl
+        obs_ttft = self.source.observe("ttft")
+        obs_itl = self.source.observe("itl")
+        return EventRow(
+            kind="tick", seq=0, tick=tick, now_ms=now, t_sched_ms=t_sched, fleet_ms=snap.now_ms,
+            prefill_active=snap.prefill.active, prefill_starting=snap.prefill.starting, prefill_draining=snap.prefill.draining,
+            decode_active=snap.decode.active, decode_starting=snap.decode.starting, decode_draining=snap.decode.draining,
+            target_prefill=d.n_prefill, target_decode=d.n_decode,
+            cap_prefill_w=cap_p, cap_decode_w=cap_d,
+            target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
+            power_prefill_w=r.power_prefill_w, power_decode_w=r.power_decode_w,
+            obs_power_prefill_w=self.source.observe("power_prefill"), obs_power_decode_w=self.source.observe("power_decode"),
+            power_total_w=r.power_total_w, projected_w=d.projected_w, budget_w=self.budget, budget_clamped=clamped,
+            provisioned_w=provisioned, budget_headroom_w=None if self.budget is None else self.budget - provisioned,
+            gpus=r.gpus,
+            arrivals=w.arrivals, request_rate=w.request_rate_per_s, mean_isl=w.mean_isl, mean_osl=w.mean_osl,
+            predicted_rate=d.predicted_rate, predicted_isl=d.predicted_isl, predicted_osl=d.predicted_osl,
+            prefix_hit_rate=w.prefix_hit_rate,
+            c_ttft=d.c_ttft, c_itl=d.c_itl, c_power_p=d.c_power_p, c_power_d=d.c_power_d,
+            ttft_mean_ms=ttft.mean, ttft_p50_ms=ttft.p50, ttft_p99_ms=ttft.p99, ttft_count=ttft.count,
+            ttft_within_sla=ttft.count_le(sla.ttft_ms),
+            itl_mean_ms=itl.mean, itl_p50_ms=itl.p50, itl_p99_ms=itl.p99, itl_count=itl.count,
+            itl_within_sla=itl.count_le(sla.itl_ms),
+            ttft_hist=ttft.flat(), itl_hist=itl.flat(),
+            obs_ttft_ms=obs_ttft.mean_ms if obs_ttft is not None else None,
+            obs_itl_ms=obs_itl.mean_ms if obs_itl is not None else None,
+            ttft_violation=_above(ttft, sla.ttft_ms), itl_violation=_above(itl, sla.itl_ms),
+            reason=d.reason, actuation=actuation,
+            oscillations=self.reversals.update({"prefill": d.n_prefill, "decode": d.n_decode}),
+            arrived=snap.arrived, completed=snap.completed, dropped=snap.dropped, in_flight=snap.in_flight,
+            preemptions=snap.preemptions,
+        )
+
+
+def _held(counts: RoleCounts) -> int:
+    return counts.active + counts.starting + counts.draining
+
+
+def _above(stats: LatencyStats, target: float) -> bool | None:
+    mean = stats.mean
+    return None if mean is None else mean > target
+
+
+def _latency_obs(reading: Any) -> LatencyObs | None:
+    if reading is None:
+        return None
+    return LatencyObs(mean_ms=reading.mean_ms, p50_ms=reading.p50_ms, p99_ms=reading.p99_ms, count=reading.count)
+
+
+def _portable(path: str, base: str) -> str:
+    """A path as recorded: relative to the scenario's folder when possible (machine-independent)."""
+    try:
+        return os.path.relpath(path, base).replace(os.sep, "/")
+    except ValueError:
+        return path
+
+
+__all__ = ["AssertionResult", "ReplayResult", "replay", "sha256_file"]

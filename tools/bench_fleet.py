@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Fleet benchmarks against the targets of the replay-core and recording issues.
+
+(a) replay-only: stream ``../shared/traces/mooncake_conversation_trace.jsonl``
+    through the default fleet of ``scenarios/mooncake_conversation.yaml``
+    (6 prefill + 2 decode H100 SXM workers, kv_aware), calling ``advance_to``
+    every 60 simulated seconds until done — reading the trace included.
+    Target: <= 1.0 s wall on one core.  Also prints the calibration: TTFT/ITL
+    distribution and per-role utilisation.
+(b) record: the same scenario end to end (read, simulate, plan, record) with
+    ``replaylib.adapter.replay``, measured in the same run; target: <= 1.5x (a).
+(c) memory: a generated 1,000,000-request trace replayed in a fresh subprocess;
+    peak RSS (VmHWM) growth over the interpreter with the package imported.
+    Target: <= 150 MB.
+
+Usage: ``python tools/bench_fleet.py [--repeat N] [--rows N] [--skip-memory]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MOONCAKE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation_trace.jsonl")
+SCENARIO = os.path.join(ROOT, "scenarios", "mooncake_conversation.yaml")
+REPLAY_TARGET_S = 1.0
+RECORD_RATIO_TARGET = 1.5
+RSS_TARGET_MB = 150.0
+
+_CHILD = r"""
+import json, sys
+def hwm():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+from replaylib.trace import read_trace
+from replaylib.scenario import FleetConfig, load_system
+from replaylib.sim import Fleet
+base = hwm()
+fleet = Fleet(load_system(sys.argv[2]), FleetConfig(prefill_workers=4, decode_workers=2), read_trace(sys.argv[1]))
+t = 0.0
+peak_in_flight = 0
+while True:
+    t += 60_000.0
+    snap = fleet.advance_to(t)
+    peak_in_flight = max(peak_in_flight, snap.in_flight)
+    if snap.done:
+        break
+print(json.dumps({"base_mb": base, "peak_mb": hwm(), "requests": snap.arrived, "completed": snap.completed,
+                  "sim_hours": snap.now_ms / 3.6e6, "peak_in_flight": peak_in_flight}))
+"""
+
+
+def replay_only() -> tuple[float, dict]:
+    from replaylib.scenario import load_scenario
+    from replaylib.sim import Fleet, LatencyStats
+    from replaylib.trace import read_trace
+
+    loaded = load_scenario(SCENARIO)
+    start = time.perf_counter()
+    fleet = Fleet(loaded.system, loaded.scenario.fleet, read_trace(MOONCAKE), block_size=loaded.scenario.trace.block_size)
+    snaps = []
+    t = 0.0
+    while True:
+        t += 60_000.0
+        snaps.append(fleet.advance_to(t))
+        if snaps[-1].done:
+            break
+    elapsed = time.perf_counter() - start
+    ttft, itl = LatencyStats(), LatencyStats()
+    busy: dict[str, float] = {"prefill": 0.0, "decode": 0.0}
+    n: dict[str, int] = {"prefill": 0, "decode": 0}
+    for s in snaps:
+        ttft.merge(s.window.ttft)
+        itl.merge(s.window.itl)
+        for w in s.workers:
+            busy[w.role] += w.busy_ms
+    horizon = snaps[-1].now_ms
+    for w in snaps[0].workers:
+        n[w.role] += 1
+    calib = {
+        "requests": snaps[-1].completed,
+        "sim_minutes": horizon / 60000,
+        "ttft_ms": {"mean": ttft.mean, "p50": ttft.p50, "p99": ttft.p99},
+        "itl_ms": {"mean": itl.mean, "p50": itl.p50, "p99": itl.p99},
+        "utilisation": {r: busy[r] / (n[r] * horizon) for r in busy},
+        "fleet": f"{n['prefill']} prefill + {n['decode']} decode",
+    }
+    return elapsed, calib
+
+
+def record_once(out: str) -> float:
+    from replaylib.adapter import replay
+    from replaylib.scenario import load_scenario
+
+    start = time.perf_counter()
+    replay(load_scenario(SCENARIO), out=out)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    if not os.path.exists(MOONCAKE):
+        print(f"skip (a)/(b): {MOONCAKE} not found")
+    else:
+        replay_times, record_times = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(args.repeat):  # interleaved so machine noise hits both alike
+                t, calib = replay_only()
+                replay_times.append(t)
+                record_times.append(record_once(os.path.join(tmp, f"r{i}.arrow")))
+        best, best_rec = min(replay_times), min(record_times)
+        print(f"(a) replay-only, Mooncake conversation ({calib['fleet']}): best {best:.3f} s of {args.repeat} "
+              f"(target <= {REPLAY_TARGET_S} s) -> {'PASS' if best <= REPLAY_TARGET_S else 'FAIL'}")
+        print(f"    calibration: {json.dumps(calib, default=lambda x: round(x, 3))}")
+        ratio = best_rec / best
+        print(f"(b) record end to end: best {best_rec:.3f} s -> {ratio:.2f}x replay-only "
+              f"(target <= {RECORD_RATIO_TARGET}x) -> {'PASS' if ratio <= RECORD_RATIO_TARGET else 'FAIL'}")
+    if not args.skip_memory:
+        from replaylib.trace import GeneratorConfig, generate_trace, write_trace
+        from replaylib.trace.generate import Poisson
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "big.jsonl")
+            cfg = GeneratorConfig(seed=0, duration_s=None, requests=args.rows, arrivals=Poisson(rate=2.0))
+            write_trace(path, generate_trace(cfg))
+            system = os.path.join(ROOT, "systems", "h100_sxm.yaml")
+            out = subprocess.run([sys.executable, "-c", _CHILD, path, system], capture_output=True, text=True, check=True, cwd=ROOT)
+            m = json.loads(out.stdout)
+        grow = m["peak_mb"] - m["base_mb"]
+        print(f"(c) {m['requests']:,} requests ({m['sim_hours']:.0f} simulated hours, peak {m['peak_in_flight']} in flight): "
+              f"peak RSS +{grow:.1f} MB over {m['base_mb']:.1f} MB baseline (target <= {RSS_TARGET_MB} MB) "
+              f"-> {'PASS' if grow <= RSS_TARGET_MB else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
