@@ -203,9 +203,10 @@ class _Replay:
             self.source.push(now, {"power_prefill": readings.power_prefill_w, "power_decode": readings.power_decode_w, "ttft": readings.ttft, "itl": readings.itl})
             for row in self._fire_events(tick, now):
                 writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
-            obs = self._observe(tick, now, snap)
+            counts = self.fleet.worker_counts()  # after node loss/recovery events: what the planner sees
+            obs = self._observe(tick, now, snap, counts)
             decision = self._decide(obs, tick)
-            rows = self._actuate(tick, now, t_sched, snap, readings, decision)
+            rows = self._actuate(tick, now, t_sched, snap, counts, readings, decision)
             for row in rows:
                 writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
             tick_row = rows[0]
@@ -272,7 +273,7 @@ class _Replay:
 
     # -- observation and decision -----------------------------------------------------------
 
-    def _observe(self, tick: int, now: float, snap: Snapshot) -> Observation:
+    def _observe(self, tick: int, now: float, snap: Snapshot, counts: tuple[RoleCounts, RoleCounts]) -> Observation:
         w = snap.window
         fault = None
         if self.optimizer_fault is not None:
@@ -290,8 +291,8 @@ class _Replay:
             prefix_hit_rate=w.prefix_hit_rate,
             ttft=_latency_obs(self.source.observe("ttft")),
             itl=_latency_obs(self.source.observe("itl")),
-            prefill=self._role_obs(snap, "prefill", snap.prefill, snap.cap_prefill_w),
-            decode=self._role_obs(snap, "decode", snap.decode, snap.cap_decode_w),
+            prefill=self._role_obs(snap, "prefill", counts[0], snap.cap_prefill_w),
+            decode=self._role_obs(snap, "decode", counts[1], snap.cap_decode_w),
             budget_w=self.budget,
             last_actuation=self.last_actuation,  # type: ignore[arg-type]
             optimizer_fault=fault,  # type: ignore[arg-type]
@@ -351,7 +352,8 @@ class _Replay:
                 hi = mid
         return s.clamp_cap(cap_p * lo), s.clamp_cap(cap_d * lo), True
 
-    def _actuate(self, tick: int, now: float, t_sched: float, snap: Snapshot, readings: Readings, d: Decision) -> list[EventRow]:
+    def _actuate(self, tick: int, now: float, t_sched: float, snap: Snapshot, counts: tuple[RoleCounts, RoleCounts],
+                 readings: Readings, d: Decision) -> list[EventRow]:
         fleet, system = self.fleet, self.system
         cur_p, cur_d = fleet.caps
         want_p = system.clamp_cap(d.cap_prefill_w) if d.cap_prefill_w is not None else cur_p
@@ -408,11 +410,11 @@ class _Replay:
                                   target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
                                   projected_w=d.projected_w))
         self.last_actuation = actuation
-        row = self._tick_row(tick, now, t_sched, snap, readings, d, clamped, actuation)
+        row = self._tick_row(tick, now, t_sched, snap, counts, readings, d, clamped, actuation)
         return [row, *extra]
 
-    def _tick_row(self, tick: int, now: float, t_sched: float, snap: Snapshot, r: Readings, d: Decision,
-                  clamped: bool, actuation: str) -> EventRow:
+    def _tick_row(self, tick: int, now: float, t_sched: float, snap: Snapshot, counts: tuple[RoleCounts, RoleCounts],
+                  r: Readings, d: Decision, clamped: bool, actuation: str) -> EventRow:
         """The tick as recorded: fleet state as the planner saw it, its decision, the caps applied."""
         w = snap.window
         cap_p, cap_d = self.fleet.caps
@@ -424,8 +426,8 @@ class _Replay:
         obs_itl = self.source.observe("itl")
         return EventRow(
             kind="tick", seq=0, tick=tick, now_ms=now, t_sched_ms=t_sched, fleet_ms=snap.now_ms,
-            prefill_active=snap.prefill.active, prefill_starting=snap.prefill.starting, prefill_draining=snap.prefill.draining,
-            decode_active=snap.decode.active, decode_starting=snap.decode.starting, decode_draining=snap.decode.draining,
+            prefill_active=counts[0].active, prefill_starting=counts[0].starting, prefill_draining=counts[0].draining,
+            decode_active=counts[1].active, decode_starting=counts[1].starting, decode_draining=counts[1].draining,
             target_prefill=d.n_prefill, target_decode=d.n_decode,
             cap_prefill_w=cap_p, cap_decode_w=cap_d,
             target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,

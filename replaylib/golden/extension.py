@@ -1,7 +1,9 @@
 """A syrupy extension storing golden decision logs under the top-level ``goldens/``.
 
-Each golden is one text file ``goldens/<name>.golden`` (see
-:mod:`replaylib.golden.text`).  On a mismatch the failure shows the first
+Each golden is one text file ``goldens/<test module>/<test name>.golden`` (see
+:mod:`replaylib.golden.text`) — syrupy's own single-file layout, so syrupy can
+relate every golden to its test: a golden whose test was skipped is not
+mistaken for an unused one, and one whose test is gone is reported unused.  On a mismatch the failure shows the first
 diverging tick with expected and actual values (from the diff engine), not a
 wall of text.  ``pytest --snapshot-update`` rewrites goldens; goldens no test
 asked for are reported as unused, as syrupy does.
@@ -41,18 +43,9 @@ class GoldenExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(goldens_dir(Path(test_location.filepath).resolve().parent))
-
-    @classmethod
-    def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
-        return cls.dirname(test_location=test_location)
-
-    @classmethod
-    def get_snapshot_name(cls, *, test_location: PyTestLocation, index: SnapshotIndex = 0) -> str:
-        """A golden asked for by name (``snapshot(name=...)``) is stored under that name."""
-        if isinstance(index, str):
-            return index
-        return super().get_snapshot_name(test_location=test_location, index=index)
+        """``goldens/<test module>/``: syrupy's single-file layout, rooted at the project's goldens/."""
+        root = goldens_dir(Path(test_location.filepath).resolve().parent)
+        return str(root / test_location.basename)
 
     def diff_lines(self, serialized_data: SerializedData, snapshot_data: SerializedData) -> Iterator[str]:
         """First divergence and per-column counts instead of a line-by-line text diff."""

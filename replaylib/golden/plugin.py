@@ -2,7 +2,9 @@
 
 ``replay_golden("scenarios/g3_tight_budget.yaml")`` replays the scenario,
 turns its recording into golden text and asserts it against
-``goldens/<scenario name>.golden`` — one line in a test.
+``goldens/<test module>/<test name>.golden`` (a parametrized test's name
+carries its parameters: ``goldens/test_goldens/test_golden[g3_tight_budget].golden``)
+— one line in a test.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ def replay_golden(snapshot, tmp_path: Path) -> ReplayGolden:  # noqa: ANN001 - s
     from replaylib.scenario import load_scenario
 
     def check(scenario: str | Path, *, planner: str | None = None, name: str | None = None) -> object:
+        """``name`` adds ``[name]`` to the golden's name (for several goldens in one test)."""
         loaded = load_scenario(scenario)
-        label = name or (loaded.scenario.name if planner is None else f"{loaded.scenario.name}__{planner.replace(':', '_')}")
-        out = tmp_path / f"{label}.arrow"
+        out = tmp_path / f"{loaded.scenario.name}.arrow"
         result = replay(loaded, out=out, planner=planner)
         text = golden_text(read_recording(out), recording_metadata(out))
-        assert text == snapshot(extension_class=GoldenExtension, name=label)
+        golden = snapshot.use_extension(GoldenExtension)
+        assert text == (golden(name=name) if name else golden)
         return result
 
     return check

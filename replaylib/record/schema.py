@@ -28,7 +28,7 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     now_ms: float  #: the planner's clock: max(scheduled tick, fleet time)
     t_sched_ms: float | None = None  #: when the tick was scheduled
     fleet_ms: float | None = None  #: where the fleet really stopped (passes are atomic)
-    # replicas
+    # replicas, as the planner saw them (after this tick's events, before its actuation)
     prefill_active: int | None = None
     prefill_starting: int | None = None
     prefill_draining: int | None = None
