@@ -68,21 +68,23 @@ def load_scenario(path: str | os.PathLike[str], *, check_trace: bool = True) -> 
 
 
 def _resolve_system(value: str, here: str, declared_in: str) -> str:
-    """A path (relative to the scenario) or a bare SKU name found in the nearest ``systems/``."""
+    """A path (relative to the scenario) or a bare SKU name, found in the nearest ``systems/``
+    folder above the file that names it (then above the scenario file)."""
     if value.endswith((".yaml", ".yml")) or "/" in value:
         candidate = os.path.normpath(os.path.join(here, value))
         if os.path.exists(candidate):
             return candidate
         raise ScenarioError(declared_in, "system", f"systems file not found: {candidate}")
-    d = here
-    while True:
-        candidate = os.path.join(d, "systems", f"{value}.yaml")
-        if os.path.exists(candidate):
-            return candidate
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
+    for start in (os.path.dirname(os.path.abspath(declared_in)), here):  # the declaring file's folder first
+        d = start
+        while True:
+            candidate = os.path.join(d, "systems", f"{value}.yaml")
+            if os.path.exists(candidate):
+                return candidate
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
     raise ScenarioError(
         declared_in, "system", f"unknown system {value!r}: no systems/{value}.yaml in this or any parent folder"
     )

@@ -1,0 +1,266 @@
+"""Mutation tests: every scenario assertion fails when the behaviour it guards is broken.
+
+Each case breaks one piece of behaviour (a planner feature, the adapter's event or
+fault handling, the fleet's request handling, the overlay's bias) with a
+monkeypatch, replays the scenario, and checks that exactly the assertions that
+guard that behaviour now fail.  ``test_golden`` shows that all of them pass
+unmutated; ``test_every_assertion_is_guarded`` checks that no assertion in the
+catalog goes without a mutation that breaks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+
+import replaylib.power.overlay as overlay_mod
+from replaylib.adapter import loop
+from replaylib.adapter import replay
+from replaylib.planner.aic import AicPlanner
+from replaylib.planner.predictors import ConstantPredictor, KalmanPredictor, MovingAveragePredictor
+from replaylib.planner.sla import SlaPlanner
+from replaylib.scenario import load_scenario
+from replaylib.scenario.model import ActuationFault, BudgetChange, NodeDown, NodeUp
+from replaylib.sim import fleet as fleet_mod
+
+REPO = Path(__file__).resolve().parents[1]
+Mutation = Callable[[pytest.MonkeyPatch], None]
+
+
+# -- mutations ------------------------------------------------------------------------------------
+
+
+def handoff_loses_requests(mp: pytest.MonkeyPatch) -> None:
+    """The fleet's KV hand-off silently loses every 40th request (counted as dropped)."""
+    original = fleet_mod.Fleet._place_decode
+
+    def place(self, r, t, **kw):  # noqa: ANN001, ANN202
+        if r.index % 40 == 7:
+            self._drop(r, "no_decode_worker")
+            return None
+        return original(self, r, t, **kw)
+
+    mp.setattr(fleet_mod.Fleet, "_place_decode", place)
+
+
+def planner_blind_to_budget(mp: pytest.MonkeyPatch) -> None:
+    """The planner never sees the power budget (its budget clamp is off)."""
+    original = AicPlanner.on_tick
+    mp.setattr(AicPlanner, "on_tick", lambda self, obs: original(self, msgspec.structs.replace(obs, budget_w=None)))
+
+
+def planner_keeps_first_budget(mp: pytest.MonkeyPatch) -> None:
+    """The planner caches the budget it saw first and ignores later changes."""
+    original = AicPlanner.on_tick
+
+    def on_tick(self, obs):  # noqa: ANN001, ANN202
+        if not hasattr(self, "_cached_budget"):
+            self._cached_budget = obs.budget_w
+        return original(self, msgspec.structs.replace(obs, budget_w=self._cached_budget))
+
+    mp.setattr(AicPlanner, "on_tick", on_tick)
+
+
+def no_cap_optimisation(mp: pytest.MonkeyPatch) -> None:
+    """aic never changes caps (they stay at the SKU maximum) and the adapter's guard is off."""
+    mp.setattr(AicPlanner, "decision_caps", lambda self, obs: (None, None))
+    mp.setattr(loop._Replay, "_budget_clamp", lambda self, n_p, n_d, cap_p, cap_d: (cap_p, cap_d, False))
+
+
+def no_scale_in_damping(mp: pytest.MonkeyPatch) -> None:
+    """The planner follows every new target at once (no persistence before scaling in)."""
+
+    def damp(self, want, demand):  # noqa: ANN001, ANN202
+        self._want = list(want)
+        return (want[0], want[1]), False
+
+    mp.setattr(SlaPlanner, "_damp", damp)
+
+
+def frozen_load_prediction(mp: pytest.MonkeyPatch) -> None:
+    """The load predictors never learn anything after their first observation."""
+    for cls in (ConstantPredictor, MovingAveragePredictor, KalmanPredictor):
+        original = cls.observe
+
+        def observe(self, value, _original=original):  # noqa: ANN001, ANN202
+            if self.predict() is None:
+                _original(self, value)
+
+        mp.setattr(cls, "observe", observe)
+
+
+def bias_ignored(mp: pytest.MonkeyPatch) -> None:
+    """The power overlay ignores bias events (only the scenario's constant bias remains)."""
+    mp.setattr(overlay_mod, "bias_at", lambda constant, events, t_s: constant)
+
+
+def actuator_ignores_faults(mp: pytest.MonkeyPatch) -> None:
+    """The actuator acts as if the GPU driver and the cluster always obeyed."""
+    original = loop._Replay._actuate
+
+    def actuate(self, *args, **kw):  # noqa: ANN002, ANN003, ANN202
+        self.actuation_fault = None
+        return original(self, *args, **kw)
+
+    mp.setattr(loop._Replay, "_actuate", actuate)
+
+
+def faults_never_end(mp: pytest.MonkeyPatch) -> None:
+    """An actuation fault, once fired, lasts forever."""
+    original = loop._Replay._fire_events
+
+    def fire(self, tick, now):  # noqa: ANN001, ANN202
+        rows = original(self, tick, now)
+        if self.actuation_fault is not None:
+            self.actuation_fault = (self.actuation_fault[0], float("inf"))
+        return rows
+
+    mp.setattr(loop._Replay, "_fire_events", fire)
+
+
+def _drop_events(kinds: tuple[type, ...]) -> Mutation:
+    def mutate(mp: pytest.MonkeyPatch) -> None:
+        original = loop._Replay.__init__
+
+        def init(self, *args, **kw):  # noqa: ANN002, ANN003, ANN202
+            original(self, *args, **kw)
+            self.pending = [(i, e) for i, e in self.pending if not isinstance(e, kinds)]
+
+        mp.setattr(loop._Replay, "__init__", init)
+
+    return mutate
+
+
+budget_change_ignored = _drop_events((BudgetChange,))
+node_down_ignored = _drop_events((NodeDown,))
+node_up_ignored = _drop_events((NodeUp,))
+actuation_fault_ignored = _drop_events((ActuationFault,))
+
+
+def scaling_always_denied(mp: pytest.MonkeyPatch) -> None:
+    """The cluster refuses every scaling request (as if RBAC were always broken)."""
+    original = loop._Replay._actuate
+
+    def actuate(self, *args, **kw):  # noqa: ANN002, ANN003, ANN202
+        self.actuation_fault = ("rbac_denied", float("inf"))
+        return original(self, *args, **kw)
+
+    mp.setattr(loop._Replay, "_actuate", actuate)
+
+
+def outage_reads_as_zero(mp: pytest.MonkeyPatch) -> None:
+    """A metrics outage is served as zero latency instead of missing data."""
+    from replaylib.power.metrics_source import MetricsSource
+    from replaylib.power.overlay import LatencyReading
+
+    original = MetricsSource.observe
+
+    def observe(self, signal):  # noqa: ANN001, ANN202
+        if self.in_outage(signal) and signal in ("ttft", "itl"):
+            return LatencyReading(mean_ms=0.0, p50_ms=0.0, p99_ms=0.0, count=1)
+        return original(self, signal)
+
+    mp.setattr(MetricsSource, "observe", observe)
+
+
+def staleness_ignored(mp: pytest.MonkeyPatch) -> None:
+    """The metrics source serves fresh values even when it should be stale."""
+    from replaylib.power.metrics_source import MetricsSource
+
+    mp.setattr(MetricsSource, "start_stale", lambda self, signals, lag, until: None)
+
+
+def no_fallback_caps(mp: pytest.MonkeyPatch) -> None:
+    """After repeated optimiser failures the planner keeps whatever caps it had."""
+    mp.setattr(AicPlanner, "default_caps", lambda self: getattr(self, "_caps", (700.0, 700.0)))
+
+
+def failures_not_counted(mp: pytest.MonkeyPatch) -> None:
+    """The planner never counts optimiser failures, so it never falls back."""
+    original = AicPlanner._sweep
+
+    def sweep(self, obs, wl, trigger):  # noqa: ANN001, ANN202
+        self.failures = -(10**6)
+        return original(self, obs, wl, trigger)
+
+    mp.setattr(AicPlanner, "_sweep", sweep)
+
+
+def optimizer_fault_never_clears(mp: pytest.MonkeyPatch) -> None:
+    """An injected optimiser failure never ends."""
+    original = loop._Replay._observe
+
+    def observe(self, *args, **kw):  # noqa: ANN002, ANN003, ANN202
+        if self.optimizer_fault is not None:
+            self.optimizer_fault = (self.optimizer_fault[0], 10**6)
+        return original(self, *args, **kw)
+
+    mp.setattr(loop._Replay, "_observe", observe)
+
+
+# -- the table: scenario, mutation, the assertion indices it must break -------------------------
+
+CASES: list[tuple[str, Mutation, set[int]]] = [
+    ("default", handoff_loses_requests, {0, 1}),
+    ("default", planner_blind_to_budget, {2}),
+    ("default", no_cap_optimisation, {3}),
+    ("g1_decode_drift", bias_ignored, {0}),
+    ("g1_decode_drift", actuator_ignores_faults, {1, 2}),
+    ("g1_decode_drift", faults_never_end, {3}),
+    ("g1_decode_drift", handoff_loses_requests, {4}),
+    ("g2_load_ramp", frozen_load_prediction, {0}),
+    ("g2_load_ramp", no_scale_in_damping, {1}),
+    ("g2_load_ramp", planner_blind_to_budget, {2, 3}),
+    ("g2_load_ramp", handoff_loses_requests, {4}),
+    ("g3_tight_budget", no_cap_optimisation, {0, 1}),
+    ("g3_tight_budget", planner_blind_to_budget, {2, 3}),
+    ("g3_tight_budget", handoff_loses_requests, {4}),
+    ("budget_shrink", budget_change_ignored, {0}),
+    ("budget_shrink", planner_keeps_first_budget, {1, 3}),
+    ("budget_shrink", no_cap_optimisation, {2}),
+    ("budget_shrink", handoff_loses_requests, {4}),
+    ("node_loss", node_down_ignored, {0}),
+    ("node_loss", scaling_always_denied, {1}),
+    ("node_loss", node_up_ignored, {2}),
+    ("node_loss", handoff_loses_requests, {3}),
+    ("metrics_outage", outage_reads_as_zero, {1}),
+    ("metrics_outage", frozen_load_prediction, {0}),
+    ("metrics_outage", staleness_ignored, {2}),
+    ("metrics_outage", handoff_loses_requests, {3}),
+    ("optimizer_fallback", failures_not_counted, {0}),
+    ("optimizer_fallback", no_fallback_caps, {1, 2}),
+    ("optimizer_fallback", optimizer_fault_never_clears, {3}),
+    ("optimizer_fallback", handoff_loses_requests, {4}),
+    ("mooncake_conversation", handoff_loses_requests, {0, 1}),
+    ("mooncake_conversation", planner_blind_to_budget, {2}),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "mutation", "breaks"),
+    CASES,
+    ids=[f"{s}-{m.__name__}" for s, m, _ in CASES],
+)
+def test_mutation_breaks_the_assertions_that_guard_it(
+    scenario: str, mutation: Mutation, breaks: set[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    loaded = load_scenario(REPO / "scenarios" / f"{scenario}.yaml", check_trace=False)
+    if not Path(loaded.trace_path).exists():
+        pytest.skip(f"trace not available: {loaded.trace_path}")
+    mutation(monkeypatch)
+    result = replay(loaded, out=tmp_path / "mutated.arrow")
+    failed = {a.index for a in result.assertions if not a.passed}
+    assert breaks <= failed, f"{mutation.__doc__} should break assertions {sorted(breaks)}, broke {sorted(failed)}"
+
+
+def test_every_assertion_is_guarded() -> None:
+    """Every assertion of every scenario is broken by at least one mutation above."""
+    guarded = {(s, i) for s, _, idx in CASES for i in idx}
+    for path in sorted((REPO / "scenarios").glob("*.yaml")):
+        n = len(load_scenario(path, check_trace=False).scenario.assertions)
+        assert n > 0, f"{path.name} has no assertions"
+        missing = [i for i in range(n) if (path.stem, i) not in guarded]
+        assert not missing, f"{path.name}: assertions {missing} have no mutation test"
