@@ -591,3 +591,41 @@ def test_polars_independent_check_of_csv_import(tmp_path: Path) -> None:
     want = ((df["ns"] - df["ns"][0]) / 1e6).to_list()
     got = [r.timestamp for r in _read(tmp_path / "x.jsonl")]
     assert all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(got, want)) and len(got) == len(want)
+
+
+# -- imported traces replay ------------------------------------------------------------------
+
+
+def _replay_imported(trace: Path, tmp_path: Path) -> tuple[object, dict]:
+    from replaylib.adapter import replay
+    from replaylib.record import read_recording
+    from replaylib.scenario import load_scenario
+
+    default = Path(__file__).resolve().parents[1] / "scenarios" / "default.yaml"
+    result = replay(load_scenario(default), out=tmp_path / "imported.arrow", trace=trace)
+    last = read_recording(result.path).filter(pl.col("kind") == "tick").tail(1).row(0, named=True)
+    return result, last
+
+
+def test_imported_traces_replay_through_the_default_scenario(tmp_path: Path) -> None:
+    src = _write(
+        tmp_path / "az.csv",
+        [AZURE_HEADER] + [f"2023-11-16 18:17:{s:02d}.{s * 7 % 10}000000,{200 + 37 * s},{3 + s % 11}" for s in range(40)],
+    )
+    out = tmp_path / "az.jsonl.gz"
+    import_trace("azure", src, out)
+    result, last = _replay_imported(out, tmp_path)
+    assert result.finished  # type: ignore[attr-defined]
+    assert last["arrived"] == last["completed"] == 40 and last["dropped"] == 0 and last["in_flight"] == 0
+
+
+@pytest.mark.shared_trace
+def test_real_azure_trace_replays_through_the_default_scenario(tmp_path: Path) -> None:
+    if not AZURE_REAL.exists():
+        pytest.skip(f"real trace not available: {AZURE_REAL} (the shared traces live beside the repo)")
+    out = tmp_path / "azure.jsonl"
+    report = import_trace("azure", AZURE_REAL, out)
+    result, last = _replay_imported(out, tmp_path)
+    assert result.finished  # type: ignore[attr-defined]
+    assert last["arrived"] == report.rows_written == last["completed"] + last["dropped"] + last["in_flight"]
+    assert last["completed"] == report.rows_written

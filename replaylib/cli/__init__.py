@@ -36,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
     for verb in VERBS:
-        try:
-            module = importlib.import_module(f"replaylib.cli.{verb}_cmd")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"replaylib.cli.{verb}_cmd":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"replaylib.cli.{verb}_cmd").register(sub)
     return parser
 
 
