@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Custom planners in tests are loaded by import path ("tests.custom_planner_example:...");
+# make that work however pytest was launched.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 SHARED_TRACES = REPO.parent / "shared" / "traces"
 MOONCAKE = SHARED_TRACES / "mooncake_conversation_trace.jsonl"
 AZURE_CODE = SHARED_TRACES / "azure_llm_2023_code.csv"

@@ -560,9 +560,10 @@ class ReferenceFleet:
 
     # ------------------------------------------------------------------ decode
 
-    def _admit_preempt_and_step(self, w: _Worker, t: float) -> None:
+    def _admission(self, w: _Worker) -> None:
+        """FIFO admission while the batch and its next step fit; a head that cannot fit
+        even alone (empty batch) is dropped as kv_too_large."""
         capacity = self.system.kv.capacity_tokens
-        # 1. admission
         while w.waiting and len(w.running) < self.cfg.max_num_seqs:
             r = w.waiting[0]
             if w.used + r.ctx() + len(w.running) + 1 <= capacity:
@@ -575,6 +576,11 @@ class ReferenceFleet:
                 self._drop(r, KV_TOO_LARGE)
             else:
                 break
+
+    def _admit_preempt_and_step(self, w: _Worker, t: float) -> None:
+        capacity = self.system.kv.capacity_tokens
+        # 1. admission
+        self._admission(w)
         # 2. preemption of the most recently admitted
         while w.used + len(w.running) > capacity:
             r = w.running.pop()
@@ -585,17 +591,7 @@ class ReferenceFleet:
         # 2b. a batch emptied by preemption runs admission once more (a request that no
         #     longer fits even alone is dropped as kv_too_large there)
         if not w.running:
-            while w.waiting and len(w.running) < self.cfg.max_num_seqs:
-                r = w.waiting[0]
-                if w.used + r.ctx() + len(w.running) + 1 <= capacity:
-                    w.waiting.popleft()
-                    w.running.append(r)
-                    w.used += r.ctx()
-                elif not w.running:
-                    w.waiting.popleft()
-                    self._drop(r, KV_TOO_LARGE)
-                else:
-                    break
+            self._admission(w)
         # 3. a step
         if w.running:
             d = self.system.timing.decode

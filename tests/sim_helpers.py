@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from replaylib.scenario import FleetConfig, System, load_system
+from replaylib.scenario.system import DecodeTiming, KvSpec, PrefillTiming, Timing, TransferTiming
 from replaylib.trace import Request
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,23 @@ def tiny_system(
         timing=timing,
         kv=msgspec.structs.replace(base.kv, capacity_tokens=kv_tokens),
         startup_delay_ms=startup_ms,
+    )
+
+
+def hand_system(capacity_tokens: int = 10_000, startup_delay_ms: float = 1000.0) -> System:
+    """Round numbers for hand-computed expectations (the reference stepper's unit tests):
+    pass = 10 + 0.5 sum(n) + 0.001 sum(n (ctx + n/2)); step = 5 + 0.25 b + 0.01 used;
+    hand-off = 2 + 0.1 isl."""
+    base = h100()
+    return msgspec.structs.replace(
+        base,
+        timing=Timing(
+            prefill=PrefillTiming(base_ms=10.0, per_token_ms=0.5, per_token_context_ms=0.001),
+            decode=DecodeTiming(base_ms=5.0, per_seq_ms=0.25, per_kv_token_ms=0.01),
+            kv_transfer=TransferTiming(base_ms=2.0, per_token_ms=0.1),
+        ),
+        kv=KvSpec(capacity_tokens=capacity_tokens),
+        startup_delay_ms=startup_delay_ms,
     )
 
 

@@ -16,33 +16,20 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import msgspec
 import pytest
 from pytest import approx
 
 from reference_fleet import RefOutcome, ReferenceFleet
 from replaylib.scenario.model import FleetConfig
-from replaylib.scenario.system import DecodeTiming, KvSpec, PrefillTiming, Timing, TransferTiming, load_system
+from replaylib.scenario.system import load_system
 from replaylib.trace.model import Request
+from sim_helpers import hand_system
 
 ROOT = Path(__file__).resolve().parents[1]
 H100 = load_system(ROOT / "systems" / "h100_sxm.yaml")
 
 
-def tiny_system(capacity_tokens: int = 10_000, startup_delay_ms: float = 1000.0):
-    return msgspec.structs.replace(
-        H100,
-        timing=Timing(
-            prefill=PrefillTiming(base_ms=10.0, per_token_ms=0.5, per_token_context_ms=0.001),
-            decode=DecodeTiming(base_ms=5.0, per_seq_ms=0.25, per_kv_token_ms=0.01),
-            kv_transfer=TransferTiming(base_ms=2.0, per_token_ms=0.1),
-        ),
-        kv=KvSpec(capacity_tokens=capacity_tokens),
-        startup_delay_ms=startup_delay_ms,
-    )
-
-
-TINY = tiny_system()
+TINY = hand_system()
 
 
 def fleet_cfg(**kw) -> FleetConfig:
@@ -189,7 +176,7 @@ def test_prefix_cache_off_computes_everything():
 
 def test_lru_eviction_is_tail_first():
     # cache capacity = 20 // 4 = 5 block ids; all osl 1, so the tiny KV capacity never matters
-    system = tiny_system(capacity_tokens=20)
+    system = hand_system(capacity_tokens=20)
     trace = [
         req(10, 12, 1, [1, 2, 3]),
         req(100, 8, 1, [4, 5]),
@@ -308,7 +295,7 @@ def test_admission_limited_by_max_num_seqs():
 
 
 def test_admission_limited_by_kv():
-    system = tiny_system(capacity_tokens=100)
+    system = hand_system(capacity_tokens=100)
     run = Run([req(10, 40, 2), req(10, 40, 2), req(10, 40, 2)], system=system)
     # pass: 3*40 -> 10 + 60 + 0.001*3*40*20 = 72.4 -> 82.4; hand-off 2 + 4 = 6 -> 88.4
     # ctx 41 each: r0 0+41+0+1 <= 100; r1 41+41+1+1 = 84 <= 100; r2 82+41+2+1 = 126 > 100 waits
@@ -324,7 +311,7 @@ def test_admission_limited_by_kv():
 
 
 def test_preemption_under_kv_pressure():
-    system = tiny_system(capacity_tokens=100)
+    system = hand_system(capacity_tokens=100)
     run = Run([req(10, 40, 12), req(10, 40, 12)], system=system)
     snap = run.to_end()
     # pass: 10 + 40 + 0.001*2*40*20 = 51.6 -> 61.6; hand-off 6 -> 67.6; both admitted (used 82)
@@ -342,7 +329,7 @@ def test_preemption_under_kv_pressure():
 
 
 def test_preempted_request_goes_back_to_the_front():
-    system = tiny_system(capacity_tokens=100)
+    system = hand_system(capacity_tokens=100)
     # as above, plus r2 (isl 5, osl 2) waiting behind (max_num_seqs 2 keeps it out of the batch)
     run = Run([req(10, 40, 12), req(10, 40, 12), req(20, 5, 2)], system=system, max_num_seqs=2)
     run.to_end()
@@ -360,7 +347,7 @@ def test_preempted_request_goes_back_to_the_front():
 
 
 def test_kv_too_large():
-    system = tiny_system(capacity_tokens=100)
+    system = hand_system(capacity_tokens=100)
     run = Run([req(10, 100, 5), req(10, 99, 5), req(10, 98, 2)], system=system)
     snap = run.to_end()
     # ctx = isl + 1: 101 + 1 > 100 and 100 + 1 > 100 -> dropped; 99 + 1 <= 100 -> admitted
@@ -372,7 +359,7 @@ def test_kv_too_large():
 
 
 def test_request_outgrowing_kv_alone_is_dropped_when_preemption_empties_the_batch():
-    system = tiny_system(capacity_tokens=100)
+    system = hand_system(capacity_tokens=100)
     run = Run([req(10, 50, 60), req(5000, 10, 1)], system=system)
     # r0 alone: after 49 steps ctx = 100, 100 + 1 > 100 -> preempted, the batch is empty, so
     # admission runs once more and drops it at once (batch empty and ctx + 1 > C).
@@ -463,7 +450,7 @@ def test_only_starting_workers_hold_the_work_until_ready():
 
 
 def test_zero_startup_delay_is_active_at_once():
-    run = Run([req(10, 10, 1)], system=tiny_system(startup_delay_ms=0.0))
+    run = Run([req(10, 10, 1)], system=hand_system(startup_delay_ms=0.0))
     run.fleet.apply_scaling(2, 1)
     assert run.fleet.snapshot().workers[2][:3] == (2, "prefill", "active")
 
@@ -604,7 +591,7 @@ def test_conservation_under_scaling_and_faults():
         fam = rng.randrange(3)
         hashes = [100 * fam + k for k in range(min(3, -(-isl // 16)))] + [rng.randrange(10**6, 10**7) for _ in range(-(-isl // 16) - 3)]
         trace.append(req(t, isl, rng.randint(1, 120), hashes))
-    system = tiny_system(capacity_tokens=600, startup_delay_ms=150.0)
+    system = hand_system(capacity_tokens=600, startup_delay_ms=150.0)
     run = Run(trace, system=system, block_size=16, prefill_workers=2, decode_workers=2, router="kv_aware", max_num_batched_tokens=256, max_num_seqs=4)
     f = run.fleet
     t = 0.0

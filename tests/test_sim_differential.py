@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reference_fleet import ReferenceFleet
+from sim_helpers import hand_system
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import DecodeTiming, KvSpec, PrefillTiming, Timing, TransferTiming, load_system
 from replaylib.trace.model import Request
@@ -316,19 +317,6 @@ def test_fast_fleet_timing_does_not_depend_on_where_advance_to_stops(fast_fleet_
 #   hand-off = 2 + 0.1 isl; start-up 1000 ms.
 
 
-def pin_system(capacity_tokens: int = 10_000) -> Any:
-    return msgspec.structs.replace(
-        H100,
-        timing=Timing(
-            prefill=PrefillTiming(base_ms=10.0, per_token_ms=0.5, per_token_context_ms=0.001),
-            decode=DecodeTiming(base_ms=5.0, per_seq_ms=0.25, per_kv_token_ms=0.01),
-            kv_transfer=TransferTiming(base_ms=2.0, per_token_ms=0.1),
-        ),
-        kv=KvSpec(capacity_tokens=capacity_tokens),
-        startup_delay_ms=1000.0,
-    )
-
-
 def _req(ts: float, isl: int, osl: int, hash_ids: tuple[int, ...] = ()) -> Request:
     return Request(timestamp=ts, input_length=isl, output_length=osl, hash_ids=list(hash_ids))
 
@@ -336,7 +324,7 @@ def _req(ts: float, isl: int, osl: int, hash_ids: tuple[int, ...] = ()) -> Reque
 def _pinned(fleet_cls, trace, script, capacity_tokens=10_000, block_size=512, **cfg) -> dict[int, tuple]:
     base = dict(prefill_workers=1, decode_workers=1, router="round_robin", max_num_batched_tokens=8192, max_num_seqs=16)
     config = FleetConfig(**{**base, **cfg})
-    system = pin_system(capacity_tokens)
+    system = hand_system(capacity_tokens)
     ref = replay(ReferenceFleet, system, config, trace, block_size, script)
     fast = replay(fleet_cls, system, config, trace, block_size, script)
     assert_same_outcomes(ref.outcomes, fast.outcomes)

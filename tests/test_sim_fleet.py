@@ -9,7 +9,7 @@ import pytest
 
 from replaylib.sim import Fleet, RequestOutcome
 from replaylib.trace import read_trace
-from tests.sim_helpers import fleet_config, h100, req, tiny_system
+from sim_helpers import fleet_config, h100, req, tiny_system
 
 
 def run(system, config, rows, *, block_size=16, until=1e9, step=None, actions=None):  # noqa: ANN001, ANN201

@@ -98,6 +98,14 @@ def replay_only() -> tuple[float, dict]:
     return elapsed, calib
 
 
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def record_once(out: str) -> float:
     from replaylib.adapter import replay
     from replaylib.scenario import load_scenario
@@ -125,7 +133,7 @@ def main() -> int:
         best, best_rec = min(replay_times), min(record_times)
         print(f"(a) replay-only, Mooncake conversation ({calib['fleet']}): best {best:.3f} s of {args.repeat} "
               f"(target <= {REPLAY_TARGET_S} s) -> {'PASS' if best <= REPLAY_TARGET_S else 'FAIL'}")
-        print(f"    calibration: {json.dumps(calib, default=lambda x: round(x, 3))}")
+        print(f"    calibration: {json.dumps(_rounded(calib))}")
         ratio = best_rec / best
         print(f"(b) record end to end: best {best_rec:.3f} s -> {ratio:.2f}x replay-only "
               f"(target <= {RECORD_RATIO_TARGET}x) -> {'PASS' if ratio <= RECORD_RATIO_TARGET else 'FAIL'}")

@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="generator config; flags given as well override its keys")
     p.add_argument("--shape", choices=("poisson", "ramp", "step", "sine"), help="arrival-rate shape (default poisson)")
     p.add_argument("--session-ids", action="store_true", default=None, help="write session_id on every row")
-    for flag, path, typ, text in FLAGS:
+    for flag, _path, typ, text in FLAGS:
         kwargs: dict[str, Any] = {"type": _levels if flag == "--levels" else typ, "help": text, "dest": _dest(flag)}
         if flag.endswith("-dist"):
             kwargs["choices"] = ("lognormal", "uniform", "fixed")

@@ -329,7 +329,7 @@ def render_compare(report: CompareReport, fmt: str) -> str:
     base = report.planners[0]
     if fmt == "markdown":
         out = [f"## replaylib compare: `{report.scenario}` ({seed})", ""]
-        for planner, d in zip(report.planners[1:], report.diffs, strict=True):
+        for d in report.diffs:
             out.append(format_markdown(d, kpis=False, heading="###").rstrip())
             out.append("")
         out += ["### KPIs", ""]

@@ -19,7 +19,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
-    from syrupy.types import SerializableData, SerializedData, SnapshotIndex
+    from syrupy.types import SerializableData, SerializedData
 
 GOLDENS_DIRNAME = "goldens"
 

@@ -21,7 +21,6 @@ Replica fitting (:func:`cut_to_fit`)
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import msgspec
 
