@@ -51,9 +51,19 @@ def _read_table(path: str) -> pa.Table:
             data = fh.read()
         if not data.startswith(b"ARROW1"):
             raise pa.ArrowInvalid("not an Arrow IPC file")
-        return pa.ipc.open_stream(pa.py_buffer(data[8:])).read_all()
+        reader = pa.ipc.open_stream(pa.py_buffer(data[8:]))
     except (pa.ArrowInvalid, OSError) as exc:
         raise RecordingError(f"{path}: not a readable recording ({exc})") from None
+    # The kill may have come in the middle of writing a batch: keep every complete batch before it.
+    batches: list[pa.RecordBatch] = []
+    while True:
+        try:
+            batches.append(reader.read_next_batch())
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, OSError):
+            break
+    return pa.Table.from_batches(batches, schema=reader.schema)
 
 
 def read_recording(path: str | os.PathLike[str]) -> pl.DataFrame:
