@@ -269,6 +269,22 @@ def test_nvml_faults_force_caps_to_the_sku_limits(tmp_path: Path, mode: str, for
     assert caps["tick"].to_list() == [0, start, end]
 
 
+def test_intended_caps_come_back_after_a_forced_cap_fault(tmp_path: Path) -> None:
+    """A planner that set caps once and then sends none gets its caps back when nvml_low ends."""
+    events = [{"type": "actuation_fault", "at_s": 120, "mode": "nvml_low", "duration_s": 120}]
+    loaded = make_scenario(tmp_path, events=events)
+
+    def once(o: Observation) -> Decision:
+        caps = (450.0, 300.0) if o.tick == 0 else (None, None)
+        return Decision(n_prefill=2, n_decode=2, cap_prefill_w=caps[0], cap_decode_w=caps[1])
+
+    _, _, ticks = run(loaded, tmp_path, planner=Scripted(once))
+    start, end = first_tick_at(ticks, 120), first_tick_at(ticks, 240)
+    caps = dict(zip(ticks["tick"].to_list(), zip(ticks["cap_prefill_w"], ticks["cap_decode_w"], strict=True), strict=True))
+    assert caps[start] == (MIN_CAP, MIN_CAP)
+    assert caps[end] == (450.0, 300.0) and caps[max(caps)] == (450.0, 300.0)
+
+
 def test_daemonset_absent_leaves_caps_unapplied(tmp_path: Path) -> None:
     events = [{"type": "actuation_fault", "at_s": 60, "mode": "daemonset_absent", "duration_s": 120}]
     loaded = make_scenario(tmp_path, events=events)

@@ -154,6 +154,9 @@ class _Replay:
         self.optimizer_fault: tuple[str, int] | None = None  # (mode, ticks left)
         self.last_actuation = "ok"
         self.reversals = ReversalCounter()
+        #: the caps the planner last asked for (a decision without caps keeps them); re-applied
+        #: once an actuation fault that forced or blocked the caps is over
+        self.intended_caps = self.fleet.caps
         self.checks = [
             AssertionCheck(a, a.value if a.ref is None else resolve_ref(a.ref, sc.planner, self.system))  # type: ignore[arg-type]
             for a in sc.assertions
@@ -356,8 +359,9 @@ class _Replay:
                  readings: Readings, d: Decision) -> list[EventRow]:
         fleet, system = self.fleet, self.system
         cur_p, cur_d = fleet.caps
-        want_p = system.clamp_cap(d.cap_prefill_w) if d.cap_prefill_w is not None else cur_p
-        want_d = system.clamp_cap(d.cap_decode_w) if d.cap_decode_w is not None else cur_d
+        want_p = system.clamp_cap(d.cap_prefill_w) if d.cap_prefill_w is not None else self.intended_caps[0]
+        want_d = system.clamp_cap(d.cap_decode_w) if d.cap_decode_w is not None else self.intended_caps[1]
+        self.intended_caps = (want_p, want_d)
         cap_p, cap_d, clamped = self._budget_clamp(d.n_prefill, d.n_decode, want_p, want_d)
 
         mode = None

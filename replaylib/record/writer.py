@@ -1,7 +1,8 @@
 """Incremental, atomic writing of a recording (Arrow IPC file format).
 
 Rows are buffered and flushed as record batches every ``batch_rows`` rows, so
-memory stays flat however long the replay.  The file is written under
+memory stays flat however long the replay and a killed process leaves every
+complete batch readable.  The file is written under
 ``<path>.partial`` and renamed over ``<path>`` only when the replay finishes;
 an interrupted replay closes the partial file properly (it stays readable) and
 leaves any previous ``<path>`` untouched.
@@ -25,7 +26,7 @@ def partial_path(path: str | os.PathLike[str]) -> str:
 class RecordingWriter:
     """Append :class:`EventRow` s; ``close()`` publishes the file, ``abort()`` keeps it partial."""
 
-    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, str], *, batch_rows: int = 2048) -> None:
+    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, str], *, batch_rows: int = 256) -> None:
         self.path = os.fspath(path)
         self.partial = partial_path(self.path)
         directory = os.path.dirname(os.path.abspath(self.path))
