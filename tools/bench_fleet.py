@@ -26,26 +26,22 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchutil import ROOT, SHARED_TRACES, VMHWM_SOURCE
+
 sys.path.insert(0, ROOT)
 
-MOONCAKE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation_trace.jsonl")
+MOONCAKE = os.path.join(SHARED_TRACES, "mooncake_conversation_trace.jsonl")
 SCENARIO = os.path.join(ROOT, "scenarios", "mooncake_conversation.yaml")
 REPLAY_TARGET_S = 1.0
 RECORD_RATIO_TARGET = 1.5
 RSS_TARGET_MB = 150.0
 
-_CHILD = r"""
+_CHILD = VMHWM_SOURCE + r"""
 import json, sys
-def hwm():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
 from replaylib.trace import read_trace
 from replaylib.scenario import FleetConfig, load_system
 from replaylib.sim import Fleet
-base = hwm()
+base = vmhwm_mb()
 fleet = Fleet(load_system(sys.argv[2]), FleetConfig(prefill_workers=4, decode_workers=2), read_trace(sys.argv[1]))
 t = 0.0
 peak_in_flight = 0
@@ -55,7 +51,7 @@ while True:
     peak_in_flight = max(peak_in_flight, snap.in_flight)
     if snap.done:
         break
-print(json.dumps({"base_mb": base, "peak_mb": hwm(), "requests": snap.arrived, "completed": snap.completed,
+print(json.dumps({"base_mb": base, "peak_mb": vmhwm_mb(), "requests": snap.arrived, "completed": snap.completed,
                   "sim_hours": snap.now_ms / 3.6e6, "peak_in_flight": peak_in_flight}))
 """
 

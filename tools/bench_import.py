@@ -25,23 +25,17 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchutil import ROOT, SHARED_TRACES, VMHWM_SOURCE
+
 sys.path.insert(0, ROOT)
 
-AZURE_REAL = os.path.join(ROOT, "..", "shared", "traces", "azure_llm_2023_code.csv")
+AZURE_REAL = os.path.join(SHARED_TRACES, "azure_llm_2023_code.csv")
 TARGET_ROWS_S = 200_000.0
 RSS_FLAT_TOLERANCE_MB = 25.0
 
 # Runs in a child so that every measurement starts from a fresh interpreter.
-_CHILD = r"""
+_CHILD = VMHWM_SOURCE + r"""
 import json, sys, time
-
-def vmhwm_mb():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 from replaylib.trace.importers import import_trace
 base = vmhwm_mb()
