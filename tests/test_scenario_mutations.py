@@ -154,13 +154,13 @@ def scaling_always_denied(mp: pytest.MonkeyPatch) -> None:
 def outage_reads_as_zero(mp: pytest.MonkeyPatch) -> None:
     """A metrics outage is served as zero latency instead of missing data."""
     from replaylib.power.metrics_source import MetricsSource
-    from replaylib.power.overlay import LatencyReading
+    from replaylib.sim.metrics import LatencySummary
 
     original = MetricsSource.observe
 
     def observe(self, signal):  # noqa: ANN001, ANN202
         if self.in_outage(signal) and signal in ("ttft", "itl"):
-            return LatencyReading(mean_ms=0.0, p50_ms=0.0, p99_ms=0.0, count=1)
+            return LatencySummary(mean_ms=0.0, p50_ms=0.0, p99_ms=0.0, count=1)
         return original(self, signal)
 
     mp.setattr(MetricsSource, "observe", observe)

@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 
 from replaylib import __version__
-from replaylib.planner.protocol import Decision, LatencyObs, Observation, Planner, PlannerContext, PlannerError, RoleObs
+from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import ReversalCounter
@@ -292,8 +292,8 @@ class _Replay:
             mean_isl=w.mean_isl,
             mean_osl=w.mean_osl,
             prefix_hit_rate=w.prefix_hit_rate,
-            ttft=_latency_obs(self.source.observe("ttft")),
-            itl=_latency_obs(self.source.observe("itl")),
+            ttft=self.source.observe("ttft"),
+            itl=self.source.observe("itl"),
             prefill=self._role_obs(snap, "prefill", counts[0], snap.cap_prefill_w),
             decode=self._role_obs(snap, "decode", counts[1], snap.cap_decode_w),
             budget_w=self.budget,
@@ -372,7 +372,7 @@ class _Replay:
         extra: list[EventRow] = []
         actuation = "ok"
 
-        before_p, before_d = fleet.worker_counts()
+        before_p, before_d = counts
         if (d.n_prefill, d.n_decode) != (before_p.accepting, before_d.accepting):
             if mode == "rbac_denied":
                 actuation = "scaling_denied"
@@ -466,12 +466,6 @@ def _held(counts: RoleCounts) -> int:
 def _above(stats: LatencyStats, target: float) -> bool | None:
     mean = stats.mean
     return None if mean is None else mean > target
-
-
-def _latency_obs(reading: Any) -> LatencyObs | None:
-    if reading is None:
-        return None
-    return LatencyObs(mean_ms=reading.mean_ms, p50_ms=reading.p50_ms, p99_ms=reading.p99_ms, count=reading.count)
 
 
 def _portable(path: str, base: str) -> str:

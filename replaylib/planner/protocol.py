@@ -16,18 +16,15 @@ import msgspec
 from replaylib.errors import ReplaylibError
 from replaylib.scenario.model import FleetConfig, PlannerConfig
 from replaylib.scenario.system import System
+from replaylib.sim.metrics import LatencySummary
 
 #: What happened to the previous decision when the adapter tried to apply it.
 Actuation = Literal["ok", "scaling_denied", "caps_not_applied", "caps_forced_low", "caps_forced_high"]
 
 
-class LatencyObs(msgspec.Struct, frozen=True, kw_only=True):
-    """Observed latency over the last window (milliseconds)."""
-
-    mean_ms: float
-    p50_ms: float
-    p99_ms: float
-    count: int
+#: Observed latency over the last window (milliseconds): the meter's own summary type
+#: (a plain data struct; planners still see nothing of the fleet but their Observation).
+LatencyObs = LatencySummary
 
 
 class RoleObs(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,7 +25,7 @@ import msgspec
 from replaylib.power.signals import BiasEvent, Noise, bias_at, signal_rng
 from replaylib.scenario.model import SIGNALS, BiasRamp, BiasSine, BiasStep, NoiseSpec, PowerConfig
 from replaylib.scenario.system import System
-from replaylib.sim.metrics import Snapshot, WorkerMetrics
+from replaylib.sim.metrics import LatencySummary, Snapshot, WorkerMetrics, summarize
 
 _BIAS_OF = {
     "power_prefill": "power_bias_prefill",
@@ -35,13 +35,6 @@ _BIAS_OF = {
 }
 
 
-class LatencyReading(msgspec.Struct, frozen=True, kw_only=True):
-    mean_ms: float
-    p50_ms: float
-    p99_ms: float
-    count: int
-
-
 class Readings(msgspec.Struct, frozen=True, kw_only=True):
     """One tick's synthetic measurements (truth, before any outage or staleness)."""
 
@@ -49,8 +42,8 @@ class Readings(msgspec.Struct, frozen=True, kw_only=True):
     power_decode_w: float | None
     power_total_w: float  #: all GPUs of all workers
     gpus: int
-    ttft: LatencyReading | None  #: None when the window holds no first tokens
-    itl: LatencyReading | None
+    ttft: LatencySummary | None  #: None when the window holds no first tokens
+    itl: LatencySummary | None
 
 
 class Overlay:
@@ -117,20 +110,9 @@ class Overlay:
             power_decode_w=role_w["decode"],
             power_total_w=total,
             gpus=gpus,
-            ttft=self._latency(snap.window.ttft, self.bias("ttft", t_s) + noise["ttft"]),
-            itl=self._latency(snap.window.itl, self.bias("itl", t_s) + noise["itl"]),
-        )
-
-    @staticmethod
-    def _latency(stats, offset: float) -> LatencyReading | None:  # noqa: ANN001 - LatencyStats
-        if not stats.count:
-            return None
-        return LatencyReading(
-            mean_ms=max(stats.mean + offset, 0.0),
-            p50_ms=max(stats.p50 + offset, 0.0),
-            p99_ms=max(stats.p99 + offset, 0.0),
-            count=stats.count,
+            ttft=summarize(snap.window.ttft, self.bias("ttft", t_s) + noise["ttft"]),
+            itl=summarize(snap.window.itl, self.bias("itl", t_s) + noise["itl"]),
         )
 
 
-__all__ = ["BiasRamp", "BiasSine", "BiasStep", "LatencyReading", "Overlay", "Readings"]
+__all__ = ["BiasRamp", "BiasSine", "BiasStep", "Overlay", "Readings"]

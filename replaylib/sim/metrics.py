@@ -114,6 +114,27 @@ def _bucket(value: float) -> int:
     return math.ceil(math.log(value) / _LOG_GAMMA) if value > 0 else -(2**31)
 
 
+class LatencySummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A window's latency in four numbers (milliseconds): what a meter reports and a planner sees."""
+
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    count: int
+
+
+def summarize(stats: LatencyStats, offset: float = 0.0) -> LatencySummary | None:
+    """``stats`` shifted by ``offset`` ms (bias, noise), never below 0; None without samples."""
+    if not stats.count:
+        return None
+    return LatencySummary(
+        mean_ms=max(stats.mean + offset, 0.0),  # type: ignore[operator]
+        p50_ms=max(stats.p50 + offset, 0.0),  # type: ignore[operator]
+        p99_ms=max(stats.p99 + offset, 0.0),  # type: ignore[operator]
+        count=stats.count,
+    )
+
+
 class TrafficWindow(msgspec.Struct, kw_only=True):
     """Traffic between two snapshots; every field merges exactly with another window's."""
 
