@@ -1,6 +1,6 @@
 """Recordings: the Arrow event schema, the incremental writer, reading back with polars."""
 
-from replaylib.record.reader import RecordingError, RecordingMeta, read_recording, recording_metadata
+from replaylib.record.reader import RecordingError, RecordingMeta, read_metadata, read_recording, recording_metadata
 from replaylib.record.schema import ARROW_SCHEMA, ASSERTABLE, FIELDS, KINDS, EventRow
 from replaylib.record.writer import RecordingWriter, partial_path
 
@@ -14,6 +14,7 @@ __all__ = [
     "RecordingMeta",
     "RecordingWriter",
     "partial_path",
+    "read_metadata",
     "read_recording",
     "recording_metadata",
 ]

@@ -26,6 +26,8 @@ first tick's ``Δt`` is its own ``now_ms``: the replay starts at 0):
 - Oscillations: per role, the number of direction reversals of the target
   replica count over tick rows (sign changes between consecutive non-zero
   deltas), summed over prefill and decode.
+- Assertions passed / failed: the ``assertion`` rows by their verdict
+  (``None`` when the recording has no assertion rows).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Kpis(msgspec.Struct, frozen=True, kw_only=True):
     budget_violations: int | None  #: tick rows with power_total_w > budget_w
     scaling_actions: int
     oscillations: int
+    assertions_passed: int | None = None  #: scenario assertions that held (None: none recorded)
+    assertions_failed: int | None = None
     ttft_target_ms: float | None = None  #: from the recording metadata, when given
     itl_target_ms: float | None = None
 
@@ -106,6 +110,8 @@ KPI_SPECS: tuple[KpiSpec, ...] = (
     KpiSpec("budget_violations", "budget violations", "int"),
     KpiSpec("scaling_actions", "scaling actions", "int"),
     KpiSpec("oscillations", "oscillations", "int"),
+    KpiSpec("assertions_passed", "assertions passed", "int"),
+    KpiSpec("assertions_failed", "assertions failed", "int"),
 )
 
 _TICK_COLUMNS = (
@@ -131,16 +137,23 @@ def compute_kpis(df: pl.DataFrame, meta: RecordingMeta | None = None) -> Kpis:
         pl.col("oscillations").drop_nulls().last().alias("oscillations"),
     )
     scale_lf = df.lazy().filter(pl.col("kind") == "scale") if "kind" in df.columns else df.lazy().head(0)
+    verdicts_lf = (
+        df.lazy().filter(pl.col("kind") == "assertion").select(pl.col("passed").cast(pl.Boolean))
+        if "kind" in df.columns and "passed" in df.columns
+        else pl.LazyFrame({"passed": []}, schema={"passed": pl.Boolean})
+    )
     frames = pl.collect_all(
         [
             scalars_lf,
             scale_lf.select(pl.len().alias("n")),
+            verdicts_lf.select(pl.len().alias("n"), pl.col("passed").fill_null(False).sum().alias("ok")),
             _quantile_buckets(_merged(lazy, ticks.schema, "ttft_hist")),
             _quantile_buckets(_merged(lazy, ticks.schema, "itl_hist")),
         ]
     )
     scalars = frames[0].row(0, named=True)
-    ttft, itl = (tuple(None if b is None else GAMMA ** (b - 0.5) for b in f.row(0)) for f in frames[2:])
+    n_verdicts, n_passed = frames[2].row(0)
+    ttft, itl = (tuple(None if b is None else GAMMA ** (b - 0.5) for b in f.row(0)) for f in frames[3:])
     return Kpis(
         ticks=int(scalars["ticks"]),
         duration_s=scalars["duration_s"],
@@ -164,6 +177,8 @@ def compute_kpis(df: pl.DataFrame, meta: RecordingMeta | None = None) -> Kpis:
         budget_violations=scalars["budget_violations"],
         scaling_actions=int(frames[1].item()),
         oscillations=int(scalars["oscillations"] or 0),
+        assertions_passed=int(n_passed) if n_verdicts else None,
+        assertions_failed=int(n_verdicts - n_passed) if n_verdicts else None,
         ttft_target_ms=meta.ttft_target_ms if meta is not None else None,
         itl_target_ms=meta.itl_target_ms if meta is not None else None,
     )
