@@ -37,7 +37,9 @@ from replaylib import __version__
 from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
-from replaylib.record.kpis import ReversalCounter
+from replaylib.record.kpis import KpiAccumulator, Kpis
+from replaylib.record.meta import RecordingMeta, parse_metadata
+from replaylib.record.reversals import ReversalCounter
 from replaylib.record.schema import SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
@@ -78,6 +80,8 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     finished: bool  #: trace drained and fleet idle (False: stopped at the tick limit)
     assertions: tuple[AssertionResult, ...]
+    meta: RecordingMeta  #: the recording's metadata
+    kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
 
     @property
     def passed(self) -> bool:
@@ -109,9 +113,10 @@ def replay(
     so far readable in ``out.partial``.
     """
     run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
-    writer = RecordingWriter(out, run.metadata())
+    metadata = run.metadata()
+    writer = RecordingWriter(out, metadata)
     try:
-        result = run.execute(writer, progress)
+        result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
     except BaseException:
         writer.abort()
         raise
@@ -194,7 +199,14 @@ class _Replay:
 
     # -- the loop -------------------------------------------------------------------------
 
-    def execute(self, writer: RecordingWriter, progress: Progress | None) -> ReplayResult:
+    def execute(self, writer: RecordingWriter, progress: Progress | None, meta: RecordingMeta) -> ReplayResult:
+        kpis = KpiAccumulator()
+
+        def record(row: EventRow) -> None:
+            row = msgspec.structs.replace(row, seq=writer.next_seq())
+            writer.append(row)
+            kpis.add_event(row)
+
         limit = self.scenario.ticks
         tick = 0
         t_sched = self.interval_ms
@@ -205,13 +217,13 @@ class _Replay:
             readings = self.overlay.read(snap)
             self.source.push(now, {"power_prefill": readings.power_prefill_w, "power_decode": readings.power_decode_w, "ttft": readings.ttft, "itl": readings.itl})
             for row in self._fire_events(tick, now):
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             counts = self.fleet.worker_counts()  # after node loss/recovery events: what the planner sees
             obs = self._observe(tick, now, snap, counts)
             decision = self._decide(obs, tick)
             rows = self._actuate(tick, now, t_sched, snap, counts, readings, decision)
             for row in rows:
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             tick_row = rows[0]
             fields = msgspec.structs.asdict(tick_row)
             for check in self.checks:
@@ -231,8 +243,8 @@ class _Replay:
             ok, evidence = check.verdict()
             desc = describe(check.assertion)
             results.append(AssertionResult(index=i, description=desc, passed=ok, evidence=evidence))
-            writer.append(
-                EventRow(kind="assertion", seq=writer.next_seq(), tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
+            record(
+                EventRow(kind="assertion", seq=0, tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
             )
         return ReplayResult(
             path=writer.path,
@@ -241,6 +253,8 @@ class _Replay:
             rows=writer.next_seq(),
             finished=finished,
             assertions=tuple(results),
+            meta=meta,
+            kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
         )
 
     # -- events ---------------------------------------------------------------------------
