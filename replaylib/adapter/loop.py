@@ -38,7 +38,7 @@ from replaylib.planner.protocol import Decision, Observation, Planner, PlannerCo
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import KpiAccumulator, Kpis
-from replaylib.record.meta import RecordingMeta, parse_metadata
+from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
 from replaylib.record.reversals import ReversalCounter
 from replaylib.record.schema import SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
@@ -96,6 +96,19 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def planner_context(loaded: LoadedScenario, seed: int) -> PlannerContext:
+    """What the scenario's planner is constructed with (seed: the replay's)."""
+    sc = loaded.scenario
+    return PlannerContext(
+        config=sc.planner,
+        system=loaded.system,
+        initial_prefill=sc.fleet.prefill_workers,
+        initial_decode=sc.fleet.decode_workers,
+        fleet=sc.fleet,
+        seed=seed,
+    )
+
+
 def replay(
     loaded: LoadedScenario,
     *,
@@ -135,14 +148,7 @@ class _Replay:
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
-        ctx = PlannerContext(
-            config=sc.planner,
-            system=self.system,
-            initial_prefill=sc.fleet.prefill_workers,
-            initial_decode=sc.fleet.decode_workers,
-            fleet=sc.fleet,
-            seed=self.seed,
-        )
+        ctx = planner_context(loaded, self.seed)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
@@ -195,6 +201,7 @@ class _Replay:
             "ttft_target_ms": repr(sc.planner.ttft_ms),
             "itl_target_ms": repr(sc.planner.itl_ms),
             "gpus_per_worker": str(self.gpus_per_worker),
+            "overrides": encode_overrides(self.loaded.overrides),
         }
 
     # -- the loop -------------------------------------------------------------------------
@@ -490,4 +497,4 @@ def _portable(path: str, base: str) -> str:
         return path
 
 
-__all__ = ["AssertionResult", "ReplayResult", "replay", "sha256_file"]
+__all__ = ["AssertionResult", "ReplayResult", "planner_context", "replay", "sha256_file"]

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 
 from replaylib.record.schema import ASSERTABLE, STRING_FIELDS
 from replaylib.scenario.assertions import check_assertions
 from replaylib.scenario.model import PromStale, Scenario
+from replaylib.scenario.overrides import PATH_KEYS as _PATH_KEYS
+from replaylib.scenario.overrides import apply_overrides
 from replaylib.scenario.system import System, load_system
 from replaylib.scenario.validate import convert
 from replaylib.scenario.yamlio import ScenarioError, load_with_extends
 
 #: How far back a stale metrics source can lag (ticks of history kept).
 MAX_STALE_TICKS = 64
-_PATH_KEYS = frozenset({("trace", "path"), ("system",)})
 
 
 class LoadedScenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,20 +31,34 @@ class LoadedScenario(msgspec.Struct, frozen=True, kw_only=True):
     system_path: str  #: absolute path of the systems YAML
     trace_path: str  #: absolute path of the trace
     content_hash: str  #: sha256 of the merged, validated scenario (stable across machines)
+    #: the key paths set on top of the file (``load_scenario(overrides=...)``), as given
+    overrides: dict[str, Any] = {}
 
     @property
     def directory(self) -> str:
         return os.path.dirname(os.path.abspath(self.path))
 
 
-def load_scenario(path: str | os.PathLike[str], *, check_trace: bool = True) -> LoadedScenario:
+def load_scenario(
+    path: str | os.PathLike[str],
+    *,
+    check_trace: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_from: str | os.PathLike[str] | None = None,
+) -> LoadedScenario:
     """Load, merge and validate ``path``; errors name the file and key path.
 
     ``check_trace=False`` skips checking that the trace file exists (for
-    tooling that only inspects the scenario).
+    tooling that only inspects the scenario).  ``overrides`` sets dotted key
+    paths (``{"power.total_gpu_power_limit_w": 4000}``) on the merged document
+    before validation (:mod:`replaylib.scenario.overrides`); ``overrides_from``
+    is the file that declares them (errors name it; relative file paths in
+    them are relative to it), by default the scenario itself.
     """
     path = os.fspath(path)
     merged = load_with_extends(path, path_keys=_PATH_KEYS)
+    if overrides:
+        apply_overrides(merged, overrides, declared_in=os.fspath(overrides_from) if overrides_from is not None else path)
     data = merged.data
     top = os.path.abspath(path)
     data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
@@ -64,6 +80,7 @@ def load_scenario(path: str | os.PathLike[str], *, check_trace: bool = True) -> 
         system_path=system_path,
         trace_path=trace_path,
         content_hash=digest,
+        overrides=dict(overrides or {}),
     )
 
 
