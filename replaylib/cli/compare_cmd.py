@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             executor=args.executor,
             jobs=args.jobs,
             scheduler=args.scheduler,
+            connect_timeout_s=args.connect_timeout,
         )
         text = render_compare(report, args.format)
     except (ReplaylibError, OSError) as exc:

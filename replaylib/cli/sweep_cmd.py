@@ -18,6 +18,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0, got {text}")
+    return value
+
+
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     """Where the replays run (shared by ``sweep`` and ``compare``)."""
     from replaylib.sweep.executors import EXECUTORS
@@ -30,6 +40,8 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                    help="worker processes of the local pool or of a local Dask cluster (default: every core)")
     g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run on this Dask scheduler's workers (implies --executor dask; needs replaylib[dask])")
+    g.add_argument("--connect-timeout", type=positive_float, default=10.0, metavar="S",
+                   help="give up reaching the scheduler after S seconds (default 10)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             return _dry_run(args)
         result = run_sweep(
             args.sweep, out=args.out, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
+            connect_timeout_s=args.connect_timeout,
             reuse=not args.force, progress=not args.quiet and sys.stderr.isatty(),
             log=lambda msg: print(msg, file=sys.stderr),
         )  # fmt: skip

@@ -31,6 +31,7 @@ def compare_planners(
     executor: str | None = None,
     jobs: int | None = None,
     scheduler: str | None = None,
+    connect_timeout_s: float = 10.0,
 ) -> CompareReport:
     """Replay ``scenario`` (a path or a ``LoadedScenario``) once per planner spec, same trace and seed.
 
@@ -60,7 +61,7 @@ def compare_planners(
             factory.task(i, loaded, spec, run_seed, store, dest=store.join(recording_name(i, spec)), reuse=False)
             for i, spec in enumerate(planners)
         ]
-        engine = make_executor(executor, jobs=jobs, scheduler=scheduler)
+        engine = make_executor(executor, jobs=jobs, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
         try:
             outcomes = execute_tasks(
                 tasks, engine,

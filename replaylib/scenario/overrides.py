@@ -23,7 +23,9 @@ from msgspec import inspect as mi
 from replaylib.scenario.model import Scenario
 from replaylib.scenario.yamlio import KeyPath, Merged, ScenarioError, _rebase_paths
 
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_NAME = r"[^.\[\]\s]+"
+_KEY = re.compile(rf"{_NAME}(?:\.{_NAME}|\[\d+\])*")
+_PART = re.compile(rf"({_NAME})|\[(\d+)\]")
 _MISSING = object()
 
 #: Keys whose values are file paths, relative to the file that declares them.
@@ -32,20 +34,9 @@ PATH_KEYS: frozenset[KeyPath] = frozenset({("trace", "path"), ("system",)})
 
 def parse_key(key: str) -> tuple[str | int, ...]:
     """``"events[1].at_s"`` -> ``("events", 1, "at_s")``; raises ValueError on a malformed path."""
-    parts: list[str | int] = []
-    pos = 0
-    for m in _PART.finditer(key):
-        if m.start() != pos:
-            break
-        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
-        pos = m.end()
-        if pos < len(key) and key[pos] == ".":
-            pos += 1
-            if pos == len(key):
-                break
-    if not parts or pos != len(key) or not isinstance(parts[0], str):
+    if not _KEY.fullmatch(key):
         raise ValueError(f"malformed key path {key!r}: expected dotted keys such as power.total_gpu_power_limit_w or events[0].at_s")
-    return tuple(parts)
+    return tuple(m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PART.finditer(key))
 
 
 def check_override_key(key: str, *, declared_in: str, doc: Mapping[str, Any] | None = None) -> tuple[str | int, ...]:

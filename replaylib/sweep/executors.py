@@ -220,7 +220,9 @@ def register_executor(name: str, factory: Callable[[ExecutorOptions], Executor])
     EXECUTORS[name] = factory
 
 
-def make_executor(name: str | None = None, *, jobs: int | None = None, scheduler: str | None = None) -> Executor:
+def make_executor(
+    name: str | None = None, *, jobs: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 10.0
+) -> Executor:
     """The executor ``name`` (default: ``dask`` with a scheduler, else ``serial`` for one job, else ``process``)."""
     if name is None:
         name = "dask" if scheduler else "serial" if jobs == 1 else "process"
@@ -231,7 +233,7 @@ def make_executor(name: str | None = None, *, jobs: int | None = None, scheduler
         raise ExecutorError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
     if jobs is not None and jobs < 1:
         raise ExecutorError(f"--jobs must be at least 1, got {jobs}")
-    return factory(ExecutorOptions(jobs=jobs, scheduler=scheduler))
+    return factory(ExecutorOptions(jobs=jobs, scheduler=scheduler, connect_timeout_s=connect_timeout_s))
 
 
 __all__ = [

@@ -82,6 +82,7 @@ def run_sweep(
     executor: str | Executor | None = None,
     jobs: int | None = None,
     scheduler: str | None = None,
+    connect_timeout_s: float = 10.0,
     reuse: bool = True,
     progress: bool = False,
     log: Log | None = None,
@@ -90,7 +91,8 @@ def run_sweep(
 
     ``executor`` is a name (``serial``, ``process``, ``dask``; default: ``dask``
     with a ``scheduler``, else ``process`` on ``jobs`` cores, all by default) or
-    an executor object (kept open: the caller closes it).  ``reuse=False``
+    an executor object (kept open: the caller closes it); ``connect_timeout_s``
+    bounds the wait for the scheduler.  ``reuse=False``
     replays every run even when its recording exists.  ``progress`` draws a
     progress line on stderr; ``log`` receives one line per failed run.
     """
@@ -100,7 +102,7 @@ def run_sweep(
     runs = plan_sweep(sweep, store, reuse=reuse)
     store.makedirs(RUNS_DIR)
     own = executor is None or isinstance(executor, str)
-    engine: Executor = make_executor(executor, jobs=jobs, scheduler=scheduler) if own else executor  # type: ignore[arg-type]
+    engine: Executor = make_executor(executor, jobs=jobs, scheduler=scheduler, connect_timeout_s=connect_timeout_s) if own else executor  # type: ignore[arg-type]
     bar = ProgressBar(len(runs), workers=engine.workers) if progress else None
     by_index = {r.index: r for r in runs}
 
