@@ -182,12 +182,27 @@ class DaskExecutor:
 
         if not tasks:
             return
-        keys = [f"replaylib-run-{getattr(t, 'key', i)}-{i}" for i, t in enumerate(tasks)]
-        futures = self.client.map(fn, tasks, key=keys, pure=False)
-        by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+        # a bounded window of submitted tasks (every task carries its scenario): the client and the
+        # scheduler hold a few per worker, not all 100,000
+        window = max(4 * self.workers, 16)
+        queue = iter(enumerate(tasks))
+        by_key: dict[str, T] = {}
+        live: dict[str, Any] = {}
+
+        def submit() -> Any:
+            for i, task in queue:
+                key = f"replaylib-run-{getattr(task, 'key', i)}-{i}"
+                by_key[key] = task
+                live[key] = self.client.submit(fn, task, key=key, pure=False)
+                return live[key]
+            return None
+
+        first = [f for f in (submit() for _ in range(window)) if f is not None]
+        running = as_completed(first, loop=self.client.loop)
         try:
-            for future in as_completed(futures, loop=self.client.loop):
-                task = by_key[future.key]
+            for future in running:
+                task = by_key.pop(future.key)
+                live.pop(future.key, None)
                 try:
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001 - a lost worker, a task that could not be unpickled ...
@@ -195,8 +210,11 @@ class DaskExecutor:
                 else:
                     on_result(result)
                 future.release()
+                nxt = submit()
+                if nxt is not None:
+                    running.add(nxt)
         except BaseException:
-            self.client.cancel(futures)
+            self.client.cancel(list(live.values()))
             raise
 
     def close(self) -> None:

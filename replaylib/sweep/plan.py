@@ -19,7 +19,7 @@ import msgspec
 
 from replaylib import __version__
 from replaylib.errors import ReplaylibError
-from replaylib.scenario.loader import LoadedScenario, load_scenario
+from replaylib.scenario.loader import LoadedScenario, ScenarioTemplate
 from replaylib.scenario.system import system_file_hash
 from replaylib.sweep.spec import Sweep
 from replaylib.sweep.storage import Store
@@ -114,8 +114,9 @@ def plan_sweep(sweep: Sweep, store: Store, *, reuse: bool = True) -> list[Planne
     seen: dict[str, int] = {}
     factory = TaskFactory(sweep.path)
     for scenario_path in sweep.scenarios:
+        template = ScenarioTemplate(scenario_path)
         for overrides in override_sets(sweep):
-            loaded = load_scenario(scenario_path, overrides=overrides, overrides_from=sweep.path)
+            loaded = template.load(overrides=overrides, overrides_from=sweep.path)
             for spec in sweep.planners or (loaded.scenario.planner.name,):
                 for seed in sweep.seeds or (loaded.scenario.seed,):
                     index = len(runs)
