@@ -289,3 +289,25 @@ def test_dry_run_lists_the_runs_and_runs_nothing(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "out").exists()
     planned = plan_sweep(load_sweep(sweep), Store(tmp_path / "out"))
     assert [r.planner for r in planned] == ["aic@2", "sla@1", "aic@2", "sla@1"]
+
+
+# -- the shipped example and the README -----------------------------------------------------------
+
+
+def test_shipped_example_sweep_and_the_readme_example_plan(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    from replaylib.sweep import sweep_from_mapping
+
+    example = plan_sweep(load_sweep(REPO / "scenarios" / "sweeps" / "budget.yaml"), Store(tmp_path / "o"))
+    assert len(example) == 18 and {r.planner for r in example} == {"sla@1", "power@1", "aic@2"}
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Sweeps.*?```yaml\n(.*?)```", readme, re.S)
+    assert block, "README has a Sweeps section with a yaml example"
+    sweep = sweep_from_mapping(yaml.safe_load(block.group(1)), str(REPO / "scenarios" / "sweeps" / "readme.yaml"))
+    runs = plan_sweep(sweep, Store(tmp_path / "r"))
+    assert {r.scenario for r in runs} == {"default", "g3_tight_budget"}
+    assert len(runs) == 2 * 2 * 8 * 3 * 2 * 2
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()  # planning writes nothing

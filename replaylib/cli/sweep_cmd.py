@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
     p.add_argument("--out", "-o", default=None, metavar="DIR|URL",
-                   help="output folder or fsspec URL, reachable by every worker (default: sweeps/<sweep name>)")
+                   help="output folder or fsspec URL, reachable by every worker (default: recordings/sweeps/<sweep name>)")
     add_executor_options(p)
     p.add_argument("--force", action="store_true", help="replay every run, even those whose recording exists")
     p.add_argument("--dry-run", action="store_true", help="plan and check the sweep, list its runs, run nothing")

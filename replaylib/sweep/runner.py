@@ -50,8 +50,8 @@ class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def default_out(sweep: Sweep) -> str:
-    """``sweeps/<name>`` in the current folder."""
-    return os.path.join("sweeps", slug(sweep.name))
+    """``recordings/sweeps/<name>`` in the current folder (beside ``record``'s recordings)."""
+    return os.path.join("recordings", "sweeps", slug(sweep.name))
 
 
 def execute_tasks(
