@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from replaylib.errors import ReplaylibError
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+def _at_least(parse: type, noun: str, low: float, strict: bool) -> Callable[[str], Any]:
+    """An argparse type: ``parse`` the text, then require it to be above ``low`` (``strict``) or at least ``low``."""
+
+    def check(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"expected {'more than' if strict else 'at least'} {low:g}, got {text}")
+        return value
+
+    return check
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected more than 0, got {text}")
-    return value
+positive_int = _at_least(int, "a whole number", 1, strict=False)
+positive_float = _at_least(float, "a number of seconds", 0, strict=True)
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
