@@ -311,3 +311,53 @@ def test_shipped_example_sweep_and_the_readme_example_plan(tmp_path: Path) -> No
     assert {r.scenario for r in runs} == {"default", "g3_tight_budget"}
     assert len(runs) == 2 * 2 * 8 * 3 * 2 * 2
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()  # planning writes nothing
+
+
+# -- progress and interruption --------------------------------------------------------------------
+
+
+def test_progress_bar_shows_total_failures_and_eta() -> None:
+    import io
+
+    from replaylib.sweep.progress import ProgressBar
+    from replaylib.sweep.task import RunOutcome
+
+    stream = io.StringIO()
+    bar = ProgressBar(4, workers=2, stream=stream)
+    assert "0/4 runs" in stream.getvalue() and "ETA …" in stream.getvalue()  # nothing to extrapolate from yet
+    bar.update(RunOutcome(index=0, key="a", passed=True, seconds=2.0))
+    bar.update(RunOutcome(index=1, key="b", error="boom", seconds=2.0))
+    line = stream.getvalue().rsplit("\r", 1)[1]
+    assert "2/4 runs" in line and "1 failed" in line and "ETA" in line and "ETA …" not in line
+    bar.update(RunOutcome(index=2, key="c", reused=True, passed=True))
+    assert "1 reused" in stream.getvalue().rsplit("\r", 1)[1]
+    bar.close()
+    assert stream.getvalue().endswith("\n")
+
+
+class _InterruptedExecutor:
+    """Runs the first two tasks, then the user presses Ctrl-C."""
+
+    name = "interrupted"
+    workers = 1
+
+    def run(self, fn, tasks, on_result, on_error):  # type: ignore[no-untyped-def]
+        for task in tasks[:2]:
+            on_result(fn(task))
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_interrupted_sweep_still_writes_its_table_and_resumes(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, {"planners": ["aic@2"], "seeds": [0, 1, 2, 3]})
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, out=tmp_path / "out", executor=_InterruptedExecutor())  # type: ignore[arg-type]
+    table = pl.read_parquet(tmp_path / "out" / "sweep.parquet")
+    assert table["status"].to_list()[2:] == ["error", "error"]
+    assert table["error"].to_list()[2:] == ["not run (the sweep was interrupted)"] * 2
+    assert table["recording"].null_count() == 2 and len(recordings(tmp_path / "out")) == 2
+    resumed = run_sweep(sweep, out=tmp_path / "out", executor="serial")
+    assert [o.reused for o in resumed.outcomes] == [True, True, False, False]
+    assert resumed.table["error"].null_count() == 4
