@@ -361,3 +361,20 @@ def test_an_interrupted_sweep_still_writes_its_table_and_resumes(tmp_path: Path)
     resumed = run_sweep(sweep, out=tmp_path / "out", executor="serial")
     assert [o.reused for o in resumed.outcomes] == [True, True, False, False]
     assert resumed.table["error"].null_count() == 4
+
+
+def test_a_worker_whose_inputs_differ_publishes_nothing(tmp_path: Path) -> None:
+    from replaylib.sweep.task import execute_task
+
+    sweep = write_sweep(tmp_path, {"planners": ["aic@2"], "seeds": [0]})
+    (run,) = plan_sweep(load_sweep(sweep), Store(tmp_path / "out"))
+    (tmp_path / "out" / "runs").mkdir(parents=True)
+    # as if the trace on this worker were another file than the one the sweep hashed
+    other_trace = msgspec.structs.replace(run.task.inputs, trace_sha256="0" * 64)
+    outcome = execute_task(msgspec.structs.replace(run.task, inputs=other_trace))
+    assert outcome.status == "error" and "not those the sweep planned" in outcome.error
+    assert "trace_sha256" in outcome.error and not Path(run.task.dest).exists()
+    older = msgspec.structs.replace(run.task.inputs, replaylib_version="0.0.1")
+    outcome = execute_task(msgspec.structs.replace(run.task, inputs=older))
+    assert "the sweep was planned with 0.0.1" in outcome.error and not Path(run.task.dest).exists()
+    assert execute_task(run.task).status in ("passed", "failed") and Path(run.task.dest).exists()

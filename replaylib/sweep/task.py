@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 import traceback
 from typing import Any, Literal
@@ -132,22 +133,24 @@ def _execute(task: RunTask) -> RunOutcome:
     scratch = store.scratch_dir(task.dest)
     tmp = os.path.join(scratch, f".{os.path.basename(task.dest)}.tmp")
     try:
-        result = replay(task.loaded, out=tmp, planner=task.planner, seed=task.seed)
-    except BaseException:
-        if not store.url and os.path.exists(partial_path(tmp)):
-            os.replace(partial_path(tmp), partial_path(task.dest))  # the events so far, for inspection
-        raise
-    got = RunInputs.from_meta(result.meta)
-    if got != task.inputs:
-        os.remove(tmp)
-        raise ReplaylibError(
-            "the replay's inputs on this worker are not those the sweep planned (is the trace, the systems file or "
-            f"replaylib the same here?): {'; '.join(got.differences(task.inputs))}"
-        )
-    digest = sha256_file(tmp)
-    store.publish(tmp, task.dest)
-    if store.url:
-        os.rmdir(scratch)
+        try:
+            result = replay(task.loaded, out=tmp, planner=task.planner, seed=task.seed)
+        except BaseException:
+            if not store.url and os.path.exists(partial_path(tmp)):
+                os.replace(partial_path(tmp), partial_path(task.dest))  # the events so far, for inspection
+            raise
+        got = RunInputs.from_meta(result.meta)
+        if got != task.inputs:
+            os.remove(tmp)
+            raise ReplaylibError(
+                "the replay's inputs on this worker are not those the sweep planned (is the trace, the systems file or "
+                f"replaylib the same here?): {'; '.join(got.differences(task.inputs))}"
+            )
+        digest = sha256_file(tmp)
+        store.publish(tmp, task.dest)
+    finally:
+        if store.url:
+            shutil.rmtree(scratch, ignore_errors=True)
     return RunOutcome(
         index=task.index, key=task.key, planner=result.planner, passed=result.passed,
         assertions=result.assertions, kpis=result.kpis, sha256=digest,
