@@ -81,7 +81,10 @@ class _ScaleIn(msgspec.Struct):
 
 
 class SlaPlanner:
-    """``sla@1`` — see the module docstring for the exact rules."""
+    """Throughput-based SLA planner: replicas from predicted load and TTFT/ITL corrections, caps left alone.
+
+    ``sla@1`` — see the module docstring for the exact rules.
+    """
 
     name: str = "sla"
     version: int = 1
