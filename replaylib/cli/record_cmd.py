@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from replaylib.adapter import replay
     from replaylib.data import bundled_dir, require_trace
     from replaylib.planner.registry import resolve_spec
+    from replaylib.report.output import check_output
     from replaylib.report.summary import format_summary, summarize, to_json
     from replaylib.scenario import load_scenario
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         trace = require_trace(args.trace, search) if args.trace is not None else None
         planner = resolve_spec(args.planner or loaded.scenario.planner.name)
         out = args.out or recording_name(loaded.scenario.name, planner)
-        _check_output(out)
+        check_output(out, create_folders=True)
         bar = _ProgressBar(loaded, trace) if not args.quiet and sys.stderr.isatty() else None
         try:
             result = replay(loaded, out=out, planner=args.planner, trace=trace, seed=args.seed, progress=bar)
@@ -79,18 +80,6 @@ def run(args: argparse.Namespace) -> int:
         note = "" if result.finished else " (stopped at the tick limit)"
         print(format_summary(summary, scenario_path=loaded.path, ticks_note=note))
     return 0 if result.passed else 1
-
-
-def _check_output(out: str) -> None:
-    """Refuse an output that cannot be written before replaying (the replay may take a while)."""
-    if os.path.isdir(out):
-        raise ReplaylibError(f"{out}: is a folder; expected a recording file path such as {os.path.join(out, 'run.arrow')}")
-    directory = os.path.dirname(os.path.abspath(out))
-    parent = directory
-    while not os.path.exists(parent):  # the writer creates missing folders: check the first one that exists
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise ReplaylibError(f"{out}: cannot write there ({parent} is not a writable folder)")
 
 
 class _ProgressBar:
