@@ -144,6 +144,10 @@ def exposition(df: pl.DataFrame, meta: RecordingMeta, *, start_s: float = 0.0) -
             yield f"# UNIT {family} {members[0].unit}\n"
         yield f"# HELP {family} {_label_value(' / '.join(sorted({m.help for m in members})))}\n"
         yield from samples
+    for name, value in (("ttft_target", meta.ttft_target_ms), ("itl_target", meta.itl_target_ms)):
+        family = f"{PREFIX}{name}_milliseconds"  # the SLA targets (metadata), as series to chart the latencies against
+        yield f"# TYPE {family} gauge\n# UNIT {family} milliseconds\n# HELP {family} the scenario's {name.replace('_', ' ')}\n"
+        yield from (f"{family}{{{base_labels}}} {_number(value)} {_timestamp(t, start_s)}\n" for t in now)
     yield "# EOF\n"
 
 
