@@ -177,19 +177,40 @@ def _tracked(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel built from a copy of the tracked files (no stale build/ or egg-info), without build isolation."""
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An sdist built from a copy of the tracked files (no stale build/ or egg-info), by setuptools' own hook."""
     pytest.importorskip("setuptools")
     src = tmp_path_factory.mktemp("src")
     for rel in _tracked(REPO):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, src / rel)
+    out = tmp_path_factory.mktemp("sdist")
+    run = subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(out)!r})"],
+                         cwd=src, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (found,) = out.glob("replaylib-*.tar.gz")
+    return found
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel pip builds from the sdist (so both carry the data), without build isolation."""
     out = tmp_path_factory.mktemp("wheel")
-    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(sdist)],
                          capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 0, run.stderr[-3000:]
     (found,) = out.glob("replaylib-*.whl")
     return found
+
+
+def test_the_sdist_holds_the_data_folders(sdist: Path) -> None:
+    import tarfile
+
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for rel in _tracked(REPO):
+        if rel.split("/", 1)[0] in ("scenarios", "systems", "traces", "replaylib") or rel in ("setup.py", "pyproject.toml"):
+            assert rel in names, rel
 
 
 def test_the_wheel_holds_every_module_and_every_data_file(wheel: Path) -> None:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import difflib
 import importlib.resources
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -139,6 +139,22 @@ class CatalogEntry(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
 
 
+def _collect(search: SearchPath | None, kind: Kind, files: Callable[[Path], Iterable[tuple[str, Path]]],
+             describe: Callable[[Path], str]) -> list[CatalogEntry]:
+    """The entries ``files(folder)`` names in each folder of ``kind`` (an earlier folder's name wins), by name."""
+    search = _search(search)
+    bundled = bundled_dir(kind)
+    seen: dict[str, CatalogEntry] = {}
+    for folder in search.dirs(kind):
+        if not folder.is_dir():
+            continue
+        for name, path in files(folder):
+            if name not in seen:
+                seen[name] = CatalogEntry(name=name, path=str(path), folder=str(folder), bundled=folder == bundled,
+                                          description=describe(path))
+    return [seen[n] for n in sorted(seen)]
+
+
 def _is_hidden(parts: Sequence[str]) -> bool:
     return any(p.startswith(("_", ".")) for p in parts)
 
@@ -157,15 +173,7 @@ def _scenario_files(folder: Path) -> list[tuple[str, Path]]:
 
 def scenario_entries(search: SearchPath | None = None) -> list[CatalogEntry]:
     """Every named scenario on the search path (a name shadowed by an earlier folder is left out), by name."""
-    search = _search(search)
-    bundled = bundled_dir("scenarios")
-    seen: dict[str, CatalogEntry] = {}
-    for folder in search.dirs("scenarios"):
-        for name, path in _scenario_files(folder):
-            if name not in seen:
-                seen[name] = CatalogEntry(name=name, path=str(path), folder=str(folder), bundled=folder == bundled,
-                                          description=_scenario_description(path))
-    return [seen[n] for n in sorted(seen)]
+    return _collect(search, "scenarios", _scenario_files, _scenario_description)
 
 
 def _scenario_description(path: Path) -> str:
@@ -237,17 +245,11 @@ def _known(name: str, known: Sequence[str], where: str) -> str:
 
 def system_entries(search: SearchPath | None = None) -> list[CatalogEntry]:
     """Every system (``<name>.yaml``) in the system folders and the bundled ones (first folder wins), by name."""
-    search = _search(search)
-    bundled = bundled_dir("systems")
-    seen: dict[str, CatalogEntry] = {}
-    for folder in search.dirs("systems"):
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.yaml")):
-            if path.stem not in seen and not _is_hidden((path.name,)):
-                seen[path.stem] = CatalogEntry(name=path.stem, path=str(path), folder=str(folder), bundled=folder == bundled,
-                                               description=_system_description(path))
-    return [seen[n] for n in sorted(seen)]
+    return _collect(search, "systems", _system_files, _system_description)
+
+
+def _system_files(folder: Path) -> list[tuple[str, Path]]:
+    return [(p.stem, p) for p in sorted(folder.glob("*.yaml")) if not _is_hidden((p.name,))]
 
 
 def _system_description(path: Path) -> str:
@@ -293,21 +295,21 @@ TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 def trace_entries(search: SearchPath | None = None) -> list[CatalogEntry]:
     """Every trace file below the trace folders (first folder wins), by name (its path below the folder)."""
-    search = _search(search)
-    bundled = bundled_dir("traces")
-    seen: dict[str, CatalogEntry] = {}
-    for folder in search.dirs("traces"):
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(folder)
-            if path.name.endswith(TRACE_SUFFIXES) and path.is_file() and not _is_hidden(rel.parts):
-                name = rel.as_posix()
-                if name not in seen:
-                    size = path.stat().st_size
-                    seen[name] = CatalogEntry(name=name, path=str(path), folder=str(folder), bundled=folder == bundled,
-                                              description=f"{size / 1e6:,.1f} MB" if size >= 100_000 else f"{size / 1e3:,.1f} kB")
-    return [seen[n] for n in sorted(seen)]
+    return _collect(search, "traces", _trace_files, _size)
+
+
+def _trace_files(folder: Path) -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.name.endswith(TRACE_SUFFIXES) and path.is_file() and not _is_hidden(rel.parts):
+            out.append((rel.as_posix(), path))
+    return out
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1e6:,.1f} MB" if size >= 100_000 else f"{size / 1e3:,.1f} kB"
 
 
 def find_trace(spec: str | os.PathLike[str], search: SearchPath | None = None) -> str | None:
