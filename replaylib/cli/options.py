@@ -23,12 +23,6 @@ def search_path(args: argparse.Namespace) -> SearchPath:
     )
 
 
-#: The exit-status paragraph of a verb's ``--help`` epilog.
-EXIT_CODES = {
-    "record": "exit status: 0 every assertion passed, 1 an assertion failed, 2 bad input (usage, scenario, trace, planner)",
-}
-
-
 def epilog(*examples: str, exits: str) -> str:
     """A verb's ``--help`` epilog: examples, then what the exit statuses mean."""
     lines = ["examples:", *(f"  {e}" for e in examples), "", exits]
