@@ -209,6 +209,22 @@ def test_openmetrics_export_parses_and_round_trips_three_columns_exactly(recs, t
     assert not any(math.isnan(s.value) for samples in families.values() for s in samples)
 
 
+def test_promtool_imports_the_export_into_a_tsdb(recs, tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian's prometheus package ships it): cannot check the TSDB import")
+    from replaylib.report.openmetrics import export_openmetrics
+
+    out = tmp_path / "default.om"
+    samples = export_openmetrics(recs["default"], out)
+    run = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(out), str(tmp_path / "tsdb")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    header, row = run.stdout.strip().splitlines()[-2:]
+    assert header.split()[:10] == ["BLOCK", "ULID", "MIN", "TIME", "MAX", "TIME", "DURATION", "NUM", "SAMPLES", "NUM"]
+    assert int(row.split()[4]) == samples  # ulid, min, max, duration, samples: every sample landed in the TSDB
+
+
 def test_openmetrics_start_time_and_stdout(recs, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(recs["default"]), "-o", "-", "--start", "2026-01-31T12:00:00Z"]) == 0
     families = _parse(capsys.readouterr().out)
