@@ -19,7 +19,7 @@ from replaylib.adapter import replay
 from replaylib.cli import main
 from replaylib.record import read_recording
 from replaylib.record.kpis import KPI_SPECS, format_value
-from replaylib.report.summary import from_json, summarize
+from replaylib.report.summary import from_json, summarize, summarize_replay
 from replaylib.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,6 +68,17 @@ def test_show_json_is_the_summary_and_record_json_prints_the_same(recs, tmp_path
     assert main(["record", "--json", "--out", str(out), "--quiet"]) == 0
     recorded = json.loads(capsys.readouterr().out)
     assert {**recorded, "recording": None} == {**shown, "recording": None}
+
+
+def test_the_summary_of_a_replay_equals_the_summary_read_back_from_its_recording(tmp_path: Path) -> None:
+    # record prints summarize_replay (the rows as recorded, no read-back); show prints summarize (read back)
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(f"extends: {REPO / 'scenarios' / 'g1_decode_drift.yaml'}\nname: failing_g1\nticks: 12\nassertions:\n"
+                       "  - {always: true, field: decode_active, op: '<=', value: 0, description: impossible}\n")
+    for scenario in ("g1_decode_drift", failing):
+        result = replay(load_scenario(scenario), out=tmp_path / "r.arrow")
+        assert summarize_replay(result) == summarize(result.path)
+    assert not summarize_replay(result).passed
 
 
 # -- plot -----------------------------------------------------------------------------------------------
