@@ -29,7 +29,7 @@ from replaylib.record import (
     read_recording,
     recording_metadata,
 )
-from replaylib.record.schema import METADATA_KEYS
+from replaylib.record.schema import METADATA_KEYS, OPTIONAL_METADATA_KEYS
 from replaylib.scenario import load_scenario
 from replaylib.trace import read_trace
 
@@ -118,7 +118,7 @@ def sha256(path: str | Path) -> str:
 def test_metadata_keys_present_and_typed(default_run) -> None:
     loaded, _, out, _ = default_run
     raw = pa.ipc.open_file(out).schema.metadata
-    assert {k.decode() for k in raw} == set(METADATA_KEYS)
+    assert {k.decode() for k in raw} == set(METADATA_KEYS) | set(OPTIONAL_METADATA_KEYS)
     meta = recording_metadata(out)
     assert (meta.planner_name, meta.planner_version, meta.planner) == ("aic", 2, "aic@2")
     assert isinstance(meta.planner_version, int) and isinstance(meta.seed, int) and isinstance(meta.schema_version, int)
@@ -131,6 +131,7 @@ def test_metadata_keys_present_and_typed(default_run) -> None:
     assert (meta.system_name, meta.gpus_per_worker) == ("h100_sxm", 2)
     assert (meta.ttft_target_ms, meta.itl_target_ms) == (2000.0, 40.0)
     assert isinstance(meta.ttft_target_ms, float)
+    assert meta.overrides == {}  # a plain replay overrides nothing
 
 
 def test_seed_and_trace_overrides_reach_the_metadata(tmp_path: Path) -> None:
@@ -309,11 +310,12 @@ def test_record_without_arguments_runs_the_default_scenario(default_run, tmp_pat
     written = tmp_path / "recordings" / "default__aic_v2.arrow"
     assert written.read_bytes() == default_out.read_bytes()  # same inputs, same bytes as the library call
     lines = out.splitlines()
-    assert lines[0].startswith("scenario default (") and "planner aic@2" in lines[0] and "seed 7" in lines[0]
-    assert "41 ticks" in lines[1] and "stopped" not in lines[1]
+    assert lines[0] == "PASS 4/4 assertions | SLA attainment 76.81% (TTFT 76.81%, ITL 90.91%) | budget kept: peak 59.7% of 6,000 W"
+    assert lines[1].startswith("scenario default (") and "planner aic@2" in lines[1] and "seed 7" in lines[1]
+    assert "41 ticks" in lines[2] and "stopped" not in lines[2]
     assert any(line.split() == ["requests", "arrived", "4,640"] for line in lines)
     assert any(line.strip().startswith("SLA attainment") for line in lines)
-    passes = [line for line in lines if line.strip().startswith("PASS")]
+    passes = [line for line in lines if line.startswith("  PASS")]
     assert len(passes) == 4 and not any("FAIL" in line for line in lines)
     assert err == ""  # not a TTY: no progress bar
 
@@ -323,7 +325,7 @@ def test_record_planner_override(default_run, tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "sla.arrow"
     assert main(["record", "--scenario", str(DEFAULT), "--planner", "sla@1", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "planner sla@1" in text.splitlines()[0] and "aic" not in text
+    assert "planner sla@1" in text.splitlines()[1] and "aic" not in text
     assert recording_metadata(out).planner == "sla@1"
     sla = tick_rows(read_recording(out))
     assert sla["reason"].to_list() != tick_rows(aic)["reason"].to_list()  # really another planner's decisions
@@ -420,3 +422,13 @@ def test_read_errors_name_the_path(tmp_path: Path) -> None:
         read_recording(other)
     with pytest.raises(RecordingError, match=f"{other}: recording metadata lacks"):
         recording_metadata(other)
+
+
+def test_replay_kpis_equal_the_kpis_of_the_recording_read_back(default_run) -> None:
+    # the adapter accumulates the KPIs as it records; reading the file back gives the same numbers
+    from replaylib.record.kpis import compute_kpis
+
+    _, result, out, _ = default_run
+    assert result.kpis == compute_kpis(read_recording(out), recording_metadata(out))
+    assert result.meta == recording_metadata(out)
+    assert result.kpis.ticks == result.ticks and result.kpis.completed and result.kpis.gpu_hours

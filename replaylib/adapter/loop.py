@@ -34,10 +34,12 @@ from typing import Any
 import msgspec
 
 from replaylib import __version__
-from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
+from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs, projected_watts
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
-from replaylib.record.kpis import ReversalCounter
+from replaylib.record.kpis import KpiAccumulator, Kpis
+from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
+from replaylib.record.reversals import ReversalCounter
 from replaylib.record.schema import SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
@@ -78,6 +80,8 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     finished: bool  #: trace drained and fleet idle (False: stopped at the tick limit)
     assertions: tuple[AssertionResult, ...]
+    meta: RecordingMeta  #: the recording's metadata
+    kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
 
     @property
     def passed(self) -> bool:
@@ -90,6 +94,19 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def planner_context(loaded: LoadedScenario, seed: int) -> PlannerContext:
+    """What the scenario's planner is constructed with (seed: the replay's)."""
+    sc = loaded.scenario
+    return PlannerContext(
+        config=sc.planner,
+        system=loaded.system,
+        initial_prefill=sc.fleet.prefill_workers,
+        initial_decode=sc.fleet.decode_workers,
+        fleet=sc.fleet,
+        seed=seed,
+    )
 
 
 def replay(
@@ -109,9 +126,10 @@ def replay(
     so far readable in ``out.partial``.
     """
     run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
-    writer = RecordingWriter(out, run.metadata())
+    metadata = run.metadata()
+    writer = RecordingWriter(out, metadata)
     try:
-        result = run.execute(writer, progress)
+        result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
     except BaseException:
         writer.abort()
         raise
@@ -130,14 +148,7 @@ class _Replay:
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
-        ctx = PlannerContext(
-            config=sc.planner,
-            system=self.system,
-            initial_prefill=sc.fleet.prefill_workers,
-            initial_decode=sc.fleet.decode_workers,
-            fleet=sc.fleet,
-            seed=self.seed,
-        )
+        ctx = planner_context(loaded, self.seed)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
@@ -190,11 +201,19 @@ class _Replay:
             "ttft_target_ms": repr(sc.planner.ttft_ms),
             "itl_target_ms": repr(sc.planner.itl_ms),
             "gpus_per_worker": str(self.gpus_per_worker),
+            "overrides": encode_overrides(self.loaded.overrides),
         }
 
     # -- the loop -------------------------------------------------------------------------
 
-    def execute(self, writer: RecordingWriter, progress: Progress | None) -> ReplayResult:
+    def execute(self, writer: RecordingWriter, progress: Progress | None, meta: RecordingMeta) -> ReplayResult:
+        kpis = KpiAccumulator()
+
+        def record(row: EventRow) -> None:
+            row = msgspec.structs.replace(row, seq=writer.next_seq())
+            writer.append(row)
+            kpis.add_event(row)
+
         limit = self.scenario.ticks
         tick = 0
         t_sched = self.interval_ms
@@ -205,13 +224,13 @@ class _Replay:
             readings = self.overlay.read(snap)
             self.source.push(now, {"power_prefill": readings.power_prefill_w, "power_decode": readings.power_decode_w, "ttft": readings.ttft, "itl": readings.itl})
             for row in self._fire_events(tick, now):
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             counts = self.fleet.worker_counts()  # after node loss/recovery events: what the planner sees
             obs = self._observe(tick, now, snap, counts)
             decision = self._decide(obs, tick)
             rows = self._actuate(tick, now, t_sched, snap, counts, readings, decision)
             for row in rows:
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             tick_row = rows[0]
             fields = msgspec.structs.asdict(tick_row)
             for check in self.checks:
@@ -231,8 +250,8 @@ class _Replay:
             ok, evidence = check.verdict()
             desc = describe(check.assertion)
             results.append(AssertionResult(index=i, description=desc, passed=ok, evidence=evidence))
-            writer.append(
-                EventRow(kind="assertion", seq=writer.next_seq(), tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
+            record(
+                EventRow(kind="assertion", seq=0, tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
             )
         return ReplayResult(
             path=writer.path,
@@ -241,6 +260,8 @@ class _Replay:
             rows=writer.next_seq(),
             finished=finished,
             assertions=tuple(results),
+            meta=meta,
+            kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
         )
 
     # -- events ---------------------------------------------------------------------------
@@ -342,7 +363,7 @@ class _Replay:
         s, g, budget = self.system, self.gpus_per_worker, self.budget
 
         def provisioned(f: float) -> float:
-            return g * (n_p * s.clamp_cap(cap_p * f) + n_d * s.clamp_cap(cap_d * f))
+            return projected_watts(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f), g)
 
         if budget is None or provisioned(1.0) <= budget:
             return cap_p, cap_d, False
@@ -414,11 +435,16 @@ class _Replay:
                                   target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
                                   projected_w=d.projected_w))
         self.last_actuation = actuation
-        row = self._tick_row(tick, now, t_sched, snap, counts, readings, d, clamped, actuation)
+        if d.projected_w is None:  # optional for a planner: the adapter fills it from the decision, and says so
+            d = msgspec.structs.replace(d, projected_w=projected_watts(d.n_prefill, d.n_decode, want_p, want_d, self.gpus_per_worker))
+            filled = True
+        else:
+            filled = False
+        row = self._tick_row(tick, now, t_sched, snap, counts, readings, d, clamped, actuation, filled)
         return [row, *extra]
 
     def _tick_row(self, tick: int, now: float, t_sched: float, snap: Snapshot, counts: tuple[RoleCounts, RoleCounts],
-                  r: Readings, d: Decision, clamped: bool, actuation: str) -> EventRow:
+                  r: Readings, d: Decision, clamped: bool, actuation: str, filled: bool) -> EventRow:
         """The tick as recorded: fleet state as the planner saw it, its decision, the caps applied."""
         w = snap.window
         cap_p, cap_d = self.fleet.caps
@@ -437,7 +463,8 @@ class _Replay:
             target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
             power_prefill_w=r.power_prefill_w, power_decode_w=r.power_decode_w,
             obs_power_prefill_w=self.source.observe("power_prefill"), obs_power_decode_w=self.source.observe("power_decode"),
-            power_total_w=r.power_total_w, projected_w=d.projected_w, budget_w=self.budget, budget_clamped=clamped,
+            power_total_w=r.power_total_w, projected_w=d.projected_w, projected_w_filled=filled,
+            budget_w=self.budget, budget_clamped=clamped,
             provisioned_w=provisioned, budget_headroom_w=None if self.budget is None else self.budget - provisioned,
             gpus=r.gpus,
             arrivals=w.arrivals, request_rate=w.request_rate_per_s, mean_isl=w.mean_isl, mean_osl=w.mean_osl,
@@ -476,4 +503,4 @@ def _portable(path: str, base: str) -> str:
         return path
 
 
-__all__ = ["AssertionResult", "ReplayResult", "replay", "sha256_file"]
+__all__ = ["AssertionResult", "ReplayResult", "planner_context", "replay", "sha256_file"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
 
@@ -48,7 +49,7 @@ def context_arg(text: str) -> int:
 
 def add_diff_options(p: argparse.ArgumentParser) -> None:
     """The comparison options ``diff`` and ``compare`` share."""
-    from replaylib.diff import FORMATS
+    from replaylib.diff.formats import FORMATS
 
     p.add_argument("--only", type=only_arg, default=None, metavar="CLASSES",
                    help="the column classes whose differences count: decisions (default), observations, outcomes, "
@@ -83,6 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "metadata differences, the first tick where the judged columns (decisions, by default) diverge with "
         "context, per-column counts (the other classes summarised) and KPIs side by side. A side may be a "
         ".golden file. Exit status 0 = same decisions, 1 = different, 2 = error.",
+        epilog=epilog(
+            "python -m replaylib diff recordings/default__aic_v1.arrow recordings/default__aic_v2.arrow",
+            "python -m replaylib diff a.arrow b.arrow --only all --tolerance observation=abs:5 --format markdown > diff.md",
+            "python -m replaylib diff a.arrow 'goldens/test_goldens/test_golden[default].golden' --stat",
+            exits="exit status: 0 same decisions, 1 different, 2 bad input (missing or non-recording file, old-format "
+            "golden, unknown column or class, negative tolerance, different traces without --force)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("a", metavar="A.arrow|A.golden")
     p.add_argument("b", metavar="B.arrow|B.golden")

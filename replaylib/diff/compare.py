@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 
@@ -17,8 +16,9 @@ from replaylib.record.reader import recording_metadata
 
 def recording_name(index: int, planner: str) -> str:
     """The file a planner's recording is written to: ``00-sla_1.arrow``, ``02-pkg.mod_Mine.arrow`` ..."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", planner).strip("_") or "planner"
-    return f"{index:02d}-{slug}.arrow"
+    from replaylib.sweep.plan import slug
+
+    return f"{index:02d}-{slug(planner)}.arrow"
 
 
 def compare_planners(
@@ -33,45 +33,69 @@ def compare_planners(
     columns: Sequence[str] | None = None,
     context: int = 2,
     log: Callable[[str], None] | None = None,
+    executor: str | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    connect_timeout_s: float = 10.0,
 ) -> CompareReport:
     """Replay ``scenario`` (a path or a ``LoadedScenario``) once per planner spec, same trace and seed.
 
-    Recordings go to ``out_dir`` (kept, and listed in ``recordings``) or to a temporary
-    folder (removed; then neither ``recordings`` nor the diffs name any path).  Planner
-    i >= 1 is diffed against planner 0 under ``policy`` (default: the scenario's
-    ``golden:`` settings, then ``only`` / ``tolerance``).
+    The replays are independent tasks on the sweep machinery's executor
+    (``executor``/``jobs``/``scheduler`` as for :func:`replaylib.sweep.run_sweep`;
+    default a local process pool).  Recordings go to ``out_dir`` (kept, and listed
+    in ``recordings``) or to a temporary folder (removed; then neither
+    ``recordings`` nor the diffs name any path).  Planner i >= 1 is diffed
+    against planner 0 under ``policy`` (default: the scenario's ``golden:``
+    block, then ``only`` / ``tolerance``).
     """
-    from replaylib.adapter import replay
     from replaylib.scenario import LoadedScenario, load_scenario
+    from replaylib.sweep.executors import make_executor
+    from replaylib.sweep.plan import TaskFactory
+    from replaylib.sweep.runner import execute_tasks
+    from replaylib.sweep.storage import Store
 
     if len(planners) < 2:
         raise DiffError(f"compare needs at least two planners, got {len(planners)}")
+    if out_dir is not None and "://" in os.fspath(out_dir):
+        raise DiffError(f"{os.fspath(out_dir)}: compare keeps its recordings in a local folder, not a URL")
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(os.fspath(scenario))  # type: ignore[arg-type]
     if policy is None:
         policy = scenario_policy(loaded.scenario, only=only, tolerance=tolerance)
-    keep = out_dir is not None
+    run_seed = loaded.scenario.seed if seed is None else seed
     with tempfile.TemporaryDirectory(prefix="replaylib-compare-") as tmp:
-        directory = os.fspath(out_dir) if keep else tmp
-        os.makedirs(directory, exist_ok=True)
-        paths, verdicts = [], []
-        for i, spec in enumerate(planners):
-            if log is not None:
-                log(f"replaying {loaded.scenario.name} with {spec}")
-            out = os.path.join(directory, recording_name(i, spec))
-            result = replay(loaded, planner=spec, trace=None, seed=seed, out=out, progress=None)
-            paths.append(result.path)
-            verdicts.append([AssertionVerdict(index=a.index, description=a.description, passed=a.passed, evidence=a.evidence)
-                             for a in result.assertions])  # fmt: skip
+        store = Store(os.fspath(out_dir) if out_dir is not None else tmp)
+        store.makedirs()
+        factory = TaskFactory(loaded.path)
+        tasks = [
+            factory.task(i, loaded, spec, run_seed, store, dest=store.join(recording_name(i, spec)), reuse=False)
+            for i, spec in enumerate(planners)
+        ]
+        engine = make_executor(executor, jobs=jobs, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
+        try:
+            outcomes = execute_tasks(
+                tasks, engine,
+                on_outcome=None if log is None else lambda o: log(f"replayed {loaded.scenario.name} with {planners[o.index]}"),
+            )  # fmt: skip
+        finally:
+            engine.close()
+        failed = [(planners[i], o.error) for i, o in sorted(outcomes.items()) if o.error is not None]
+        if failed:
+            raise DiffError("; ".join(f"replaying {loaded.scenario.name} with {spec} failed: {error}" for spec, error in failed))
+        paths = [t.dest for t in tasks]
         diffs = [diff_recordings(paths[0], p, policy=policy, columns=columns, context=context) for p in paths[1:]]
+        verdicts = [
+            [AssertionVerdict(index=a.index, description=a.description, passed=a.passed, evidence=a.evidence) for a in o.assertions]
+            for _, o in sorted(outcomes.items())
+        ]
         labels = [recording_metadata(p).planner for p in paths]
-    if not keep:  # the files are gone: do not print their paths
+    if out_dir is None:  # the files are gone: do not print their paths
         diffs = [msgspec.structs.replace(d, path_a=None, path_b=None) for d in diffs]
     kpis = [diffs[0].kpis_a, *(d.kpis_b for d in diffs)]
     return CompareReport(
         scenario=loaded.scenario.name,
         seed=seed,
         planners=labels,
-        recordings=paths if keep else [],
+        recordings=paths if out_dir is not None else [],
         diffs=diffs,
         kpis=[k for k in kpis if k is not None],
         assertions=verdicts,

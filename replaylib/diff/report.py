@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from replaylib.diff.engine import IGNORED_BY_DEFAULT
+from replaylib.diff.formats import FORMATS
 from replaylib.diff.model import CompareReport, DiffError, DiffReport, KindDiff, KpiRow, TickSpan, Value
 from replaylib.record.kpis import KPI_SPECS, Kpis, format_value
 from replaylib.record.schema import column_spec
@@ -422,7 +423,7 @@ RENDERERS: dict[str, Callable[[DiffReport], str]] = {
     "json": format_json,
     "markdown": format_markdown,
 }
-FORMATS: tuple[str, ...] = tuple(RENDERERS)
+assert tuple(RENDERERS) == FORMATS, "replaylib.diff.formats.FORMATS lists the renderers' names"
 
 
 def render(report: DiffReport, fmt: str) -> str:

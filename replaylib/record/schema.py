@@ -18,7 +18,7 @@ import pyarrow as pa
 KINDS = ("tick", "scale", "cap", "fault", "sweep", "assertion")
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
@@ -51,6 +51,7 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     obs_power_decode_w: float | None = None
     power_total_w: float | None = None
     projected_w: float | None = None  #: the planner's replicas x GPUs x caps
+    projected_w_filled: bool | None = None  #: the planner left projected_w empty; the adapter computed it
     budget_w: float | None = None
     budget_clamped: bool | None = None  #: the adapter lowered caps to fit the budget
     provisioned_w: float | None = None  #: after actuation: GPUs of all non-gone workers x their role's cap
@@ -184,7 +185,7 @@ COLUMN_CLASSES: dict[str, ColumnClass | tuple[ColumnClass, Tolerance]] = {
     "target_prefill": _D, "target_decode": _D,
     "cap_prefill_w": _D, "cap_decode_w": _D, "target_cap_prefill_w": _D, "target_cap_decode_w": _D,
     "power_prefill_w": _X, "power_decode_w": _X, "obs_power_prefill_w": _O, "obs_power_decode_w": _O,
-    "power_total_w": _X, "projected_w": _D, "budget_w": _O, "budget_clamped": _D,
+    "power_total_w": _X, "projected_w": _D, "projected_w_filled": _D, "budget_w": _O, "budget_clamped": _D,
     "provisioned_w": _X, "budget_headroom_w": _X, "gpus": _X,
     "arrivals": _O, "request_rate": _O, "mean_isl": _O, "mean_osl": _O,
     "predicted_rate": _D, "predicted_isl": _D, "predicted_osl": _D, "prefix_hit_rate": _O,
@@ -247,3 +248,5 @@ METADATA_KEYS = (
     "itl_target_ms",
     "gpus_per_worker",
 )
+#: Keys a recording may carry besides those (absent in older recordings): ``overrides`` (JSON, sorted keys).
+OPTIONAL_METADATA_KEYS = ("overrides",)
