@@ -15,6 +15,7 @@ from replaylib.planner.protocol import (
     PlannerContext,
     PlannerError,
     RoleObs,
+    WorkerObs,
 )
 from replaylib.planner.registry import available_planners, load_planner
 
@@ -27,6 +28,7 @@ __all__ = [
     "PlannerContext",
     "PlannerError",
     "RoleObs",
+    "WorkerObs",
     "available_planners",
     "load_planner",
 ]

@@ -6,7 +6,10 @@ Specs accepted by :func:`load_planner`:
 * ``name`` — the built-in's latest version (``aic`` is ``aic@2``);
 * ``pkg.module:Class`` — ``Class(ctx)`` imported from ``pkg.module`` (``Class`` may be a
   dotted attribute path); the object must have a ``name`` (str), an integer ``version``
-  and a callable ``on_tick``.
+  and a callable ``on_tick``;
+* ``name`` / ``name@version`` of an external planner (:data:`EXTERNAL`: ``dynamo``, NVIDIA
+  Dynamo's own planner) — code outside replaylib, imported only when asked for, so that
+  nothing of it loads with the CLI.  Its factory reads ``version`` itself.
 
 Everything that goes wrong — an unknown name or version, a module that does
 not import, a missing attribute, a constructor that raises, an object that is
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
+
+import msgspec
 
 from replaylib.planner.aic import AicPlanner, AicPlannerV2
 from replaylib.planner.power import PowerPlanner
@@ -47,13 +52,47 @@ def _table(classes: tuple[type, ...]) -> dict[tuple[str, int], type]:
 BUILTINS: dict[tuple[str, int], type] = _table(_BUILTIN_CLASSES)
 
 
+class ExternalPlanner(msgspec.Struct, frozen=True, kw_only=True):
+    """A planner family that lives outside replaylib, loaded on demand by import path."""
+
+    factory: str  #: ``module:function``; ``function(version: str | None, ctx) -> Planner``
+    availability: str  #: ``module:function``; ``function() -> str | None``: why it cannot load here (cheap: no import of it)
+    about: str  #: one line for listings and errors
+
+
+#: External planners by name.  Their modules are imported only by :func:`load_planner` and
+#: :func:`unavailable_reason`, never when this registry is imported.
+EXTERNAL: dict[str, ExternalPlanner] = {
+    "dynamo": ExternalPlanner(
+        factory="replaylib.planner.dynamo:load_planner",
+        availability="replaylib.planner.dynamo:unavailable_reason",
+        about="NVIDIA Dynamo's own planner (dynamo, dynamo@<ai-dynamo version>; `python -m replaylib.planner.dynamo.install`)",
+    ),
+}
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def unavailable_reason(spec: str) -> str | None:
+    """Why the planner ``spec`` names cannot load here (an external planner not installed), else None."""
+    name = spec.strip().partition("@")[0]
+    if ":" in spec or name not in EXTERNAL:
+        return None
+    return _resolve(EXTERNAL[name].availability)()  # type: ignore[no-any-return]
+
+
 def available_planners() -> list[str]:
     """Every built-in as ``name@version``, sorted by name then version."""
     return [f"{name}@{version}" for name, version in BUILTINS]
 
 
 def _available() -> str:
-    return ", ".join(available_planners()) + " (a bare name means its latest version), or an import path pkg.module:Class"
+    external = "; ".join(f"{name}: {e.about}" for name, e in EXTERNAL.items())
+    return (", ".join(available_planners()) + " (a bare name means its latest version), an import path pkg.module:Class, "
+            f"or an external planner ({external})")
 
 
 def _builtin_class(spec: str) -> type:
@@ -106,20 +145,33 @@ def _check_planner(obj: Any, spec: str) -> None:
         raise PlannerError(f"planner {spec!r} built a {type(obj).__name__} without {', '.join(problems)}")
 
 
+def _load_external(name: str, version: str | None, spec: str, ctx: PlannerContext) -> Any:
+    try:
+        return _resolve(EXTERNAL[name].factory)(version, ctx)
+    except PlannerError as exc:
+        raise PlannerError(f"planner {spec!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - external code may raise anything
+        raise PlannerError(f"constructing planner {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def load_planner(spec: str, ctx: PlannerContext) -> Planner:
     """The planner ``spec`` names, constructed with ``ctx`` (see the module docstring)."""
     if not isinstance(spec, str) or not spec.strip():
         raise PlannerError(f"empty planner spec; available: {_available()}")
     spec = spec.strip()
-    cls = _import_class(spec) if ":" in spec else _builtin_class(spec)
-    try:
-        planner = cls(ctx)
-    except PlannerError as exc:
-        raise PlannerError(f"planner {spec!r} rejected its configuration: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a user constructor may raise anything
-        raise PlannerError(f"constructing planner {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    name, sep, version_text = spec.partition("@")
+    if ":" not in spec and name in EXTERNAL:
+        planner = _load_external(name, version_text if sep else None, spec, ctx)
+    else:
+        cls = _import_class(spec) if ":" in spec else _builtin_class(spec)
+        try:
+            planner = cls(ctx)
+        except PlannerError as exc:
+            raise PlannerError(f"planner {spec!r} rejected its configuration: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a user constructor may raise anything
+            raise PlannerError(f"constructing planner {spec!r} failed: {type(exc).__name__}: {exc}") from exc
     _check_planner(planner, spec)
     return planner  # type: ignore[no-any-return]
 
 
-__all__ = ["BUILTINS", "available_planners", "load_planner"]
+__all__ = ["BUILTINS", "EXTERNAL", "ExternalPlanner", "available_planners", "load_planner", "unavailable_reason"]

@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from replaylib.errors import ReplaylibError
-from replaylib.record.schema import FIELDS, METADATA_KEYS
+from replaylib.record.schema import FIELDS, METADATA_KEYS, PLANNER_METADATA_PREFIX
 
 
 class RecordingError(ReplaylibError):
@@ -31,6 +31,8 @@ class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
     ttft_target_ms: float
     itl_target_ms: float
     gpus_per_worker: int
+    #: the planner's own metadata (keys without the ``planner.`` prefix), sorted; empty for planners without any
+    planner_metadata: dict[str, str] = {}
 
     @property
     def planner(self) -> str:
@@ -90,6 +92,7 @@ def recording_metadata(path: str | os.PathLike[str]) -> RecordingMeta:
     if missing:
         raise RecordingError(f"{path}: recording metadata lacks {', '.join(missing)}")
     try:
-        return msgspec.convert({k: raw[k] for k in METADATA_KEYS}, RecordingMeta, strict=False)
+        own = {k[len(PLANNER_METADATA_PREFIX):]: raw[k] for k in sorted(raw) if k.startswith(PLANNER_METADATA_PREFIX)}
+        return msgspec.convert({k: raw[k] for k in METADATA_KEYS} | {"planner_metadata": own}, RecordingMeta, strict=False)
     except msgspec.ValidationError as exc:
         raise RecordingError(f"{path}: bad recording metadata: {exc}") from None
