@@ -82,7 +82,9 @@ def logging_guard() -> Iterator[None]:
         return
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    logging.getLogger("dynamo").setLevel(logging.ERROR)
+    dynamo = logging.getLogger("dynamo")
+    if dynamo.level != logging.ERROR:  # setLevel clears every logger's level cache: only when needed
+        dynamo.setLevel(logging.ERROR)
     try:
         yield
     finally:
