@@ -9,6 +9,8 @@ import copy
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +197,29 @@ def test_diff_shows_a_dynamo_version_and_config_change(tmp_path: Path, monkeypat
     assert "planner.dynamo_config.load_scaling_down_sensitivity" in keys
 
 
+# -- configuration ------------------------------------------------------------------------------------
+
+
+def test_scenario_keys_map_to_dynamos_config_and_the_block_wins(tmp_path: Path) -> None:
+    ctx = ctx_of(scenario(tmp_path, {"ttft": 777, "decode_min_endpoint": 2, "worker_capabilities": {"context_length": 4096,
+                                                                                                  "decode": {"max_kv_tokens": 5000}}},
+                          adjustment_interval_s=10, ttft_ms=2500, itl_ms=30, predictor="kalman", min_endpoint=1,
+                          max_gpu_budget=16))
+    planner = DynamoPlanner(ctx)
+    planner.close()
+    c = planner.setup.config
+    assert (c.load_adjustment_interval_seconds, c.itl_ms, c.load_predictor, c.min_endpoint, c.max_gpu_budget) == (10, 30, "kalman", 1, 16)
+    assert c.ttft_ms == 777  # the block's alias `ttft` wins over the scenario's ttft_ms
+    assert c.decode_min_endpoint == 2 and (c.prefill_engine_num_gpu, c.decode_engine_num_gpu) == (2, 2)
+    assert planner.initial_tick_s == 10.0  # Dynamo's own first tick: its scale interval
+    caps = planner.setup.capabilities
+    assert (caps.prefill.context_length, caps.decode.context_length) == (4096, 4096)
+    assert (caps.prefill.max_kv_tokens, caps.decode.max_kv_tokens) == (ctx.system.kv.capacity_tokens, 5000)
+    default = DynamoPlanner(ctx_of(scenario(tmp_path, predictor="moving_average")))
+    default.close()
+    assert default.setup.config.load_predictor == "arima"  # no Dynamo counterpart: Dynamo's default stays
+
+
 # -- specs and bad input ------------------------------------------------------------------------------
 
 
@@ -263,6 +288,15 @@ def test_throughput_scaling_from_the_shared_profile_still_needs_aisimulate(tmp_p
         "profile_results_dir": str(PROFILE), "pre_deployment_sweeping_mode": "thorough",
     }), capsys)
     assert "'sla' runs Dynamo's AISimulate performance model" in err
+
+
+def test_a_missing_dependency_of_dynamo_is_named(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['pmdarima'] = None\n"
+            "from replaylib.planner.dynamo.loader import import_dynamo\n"
+            "try:\n    import_dynamo()\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert out.startswith("PlannerError NVIDIA Dynamo's planner (ai-dynamo ")
+    assert "module 'pmdarima' is missing" in out and "python -m replaylib.planner.dynamo.install --deps-only" in out
 
 
 def test_dynamo_raising_inside_on_tick_names_the_tick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

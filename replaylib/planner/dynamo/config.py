@@ -98,9 +98,13 @@ def build_setup(api: DynamoApi, ctx: PlannerContext) -> DynamoSetup:
     for field in ("prefill_engine_num_gpu", "decode_engine_num_gpu"):
         values[field] = gpus
         origin[field] = "system model.gpus_per_worker"
-    for field, value in block.items():
-        values[field] = value
-        origin[field] = f"planner.dynamo.{field}"
+    fields = _field_names(api)
+    for key, value in block.items():
+        field = fields[key]
+        if key != field:  # an alias: it must win over a value mapped onto the field's own name
+            values.pop(field, None)
+        values[key] = value
+        origin[field] = origin[key] = f"planner.dynamo.{key}"
     config = _validate(api, values, origin)
     _check_supported(api, config)
     capabilities = _capabilities(api, ctx, overrides)
@@ -124,21 +128,22 @@ def _scenario_value(key: str, value: Any) -> Any:
     return value
 
 
-def _known_fields(api: DynamoApi) -> set[str]:
-    known: set[str] = set()
+def _field_names(api: DynamoApi) -> dict[str, str]:
+    """Every name Dynamo's PlannerConfig accepts (fields and their aliases) -> its field."""
+    names: dict[str, str] = {}
     for name, info in api.PlannerConfig.model_fields.items():
-        known.add(name)
+        names[name] = name
         alias = info.validation_alias
         choices = getattr(alias, "choices", None)
         if isinstance(alias, str):
-            known.add(alias)
+            names[alias] = name
         elif choices:
-            known.update(c for c in choices if isinstance(c, str))
-    return known
+            names.update((c, name) for c in choices if isinstance(c, str))
+    return names
 
 
 def _check_fields(api: DynamoApi, block: dict[str, Any]) -> None:
-    known = _known_fields(api)
+    known = set(_field_names(api))
     for key in block:
         if not isinstance(key, str) or key not in known:
             near = difflib.get_close_matches(str(key), sorted(known | {CAPABILITIES_KEY}), n=1)
