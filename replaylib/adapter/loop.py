@@ -40,7 +40,7 @@ from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import KpiAccumulator, Kpis
 from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
 from replaylib.record.reversals import ReversalCounter
-from replaylib.record.schema import SCHEMA_VERSION
+from replaylib.record.schema import PLANNER_METADATA_KEY, PLANNER_METADATA_PREFIX, SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
 from replaylib.scenario.model import (
@@ -54,6 +54,7 @@ from replaylib.scenario.model import (
     OptimizerFailure,
     PromOutage,
     PromStale,
+    Scenario,
 )
 from replaylib.scenario.system import System, system_file_hash
 from replaylib.sim import Fleet, Snapshot
@@ -126,14 +127,17 @@ def replay(
     so far readable in ``out.partial``.
     """
     run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
-    metadata = run.metadata()
-    writer = RecordingWriter(out, metadata)
     try:
-        result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
+        metadata = run.metadata()
+        writer = RecordingWriter(out, metadata)
+        try:
+            result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    finally:
+        run.close_planner()
     return result
 
 
@@ -149,12 +153,22 @@ class _Replay:
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
         ctx = planner_context(loaded, self.seed)
+        #: a planner loaded from a spec belongs to this replay, which closes it at the end
+        self.owns_planner = planner is None or isinstance(planner, str)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
             self.planner: Planner = load_planner(planner or sc.planner.name, ctx)
         else:
             self.planner = planner
+        try:
+            self._set_up(sc)
+        except BaseException:
+            self.close_planner()
+            raise
+
+    def _set_up(self, sc: Scenario) -> None:
+        self.first_tick_ms = self._first_tick_ms()
         bias_events = [e for e in sc.events if isinstance(e, (BiasStep, BiasRamp, BiasSine))]
         self.overlay = Overlay(self.system, sc.power, bias_events, self.seed)
         self.source = MetricsSource()
@@ -184,9 +198,46 @@ class _Replay:
             rows = (msgspec.structs.replace(r, timestamp=r.timestamp / t.speedup) for r in rows)
         return rows
 
+    def _first_tick_ms(self) -> float:
+        """The planner's own first tick (optional ``initial_tick_s``), else one adjustment interval."""
+        first = getattr(self.planner, "initial_tick_s", None)
+        if first is None:
+            return self.interval_ms
+        if isinstance(first, bool) or not isinstance(first, (int, float)) or not 0 < first < _INF:
+            raise PlannerError(f"planner {self.planner.name}@{self.planner.version} has initial_tick_s {first!r}; expected seconds > 0")
+        return float(first) * 1000.0
+
+    def close_planner(self) -> None:
+        """Release a planner this replay loaded (its optional ``close()``)."""
+        close = getattr(self.planner, "close", None) if self.owns_planner else None
+        if callable(close):
+            close()
+
+    def _planner_metadata(self) -> dict[str, str]:
+        """The planner's optional ``metadata()``, as recording keys ``planner.<key>``."""
+        hook = getattr(self.planner, "metadata", None)
+        if not callable(hook):
+            return {}
+        name = f"{self.planner.name}@{self.planner.version}"
+        try:
+            extra = hook()
+        except Exception as exc:
+            raise PlannerError(f"planner {name}: metadata() raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise PlannerError(f"planner {name}: metadata() returned {type(extra).__name__}, expected a dict[str, str]")
+        out: dict[str, str] = {}
+        for key in sorted(extra):
+            value = extra[key]
+            if not (isinstance(key, str) and PLANNER_METADATA_KEY.fullmatch(key)):
+                raise PlannerError(f"planner {name}: metadata() key {key!r}: expected lower-case letters, digits and '_'")
+            if not isinstance(value, str):
+                raise PlannerError(f"planner {name}: metadata() key {key!r} has a {type(value).__name__} value; expected a str")
+            out[PLANNER_METADATA_PREFIX + key] = value
+        return out
+
     def metadata(self) -> dict[str, str]:
         sc = self.scenario
-        return {
+        return self._planner_metadata() | {
             "replaylib_version": __version__,
             "schema_version": str(SCHEMA_VERSION),
             "planner_name": str(self.planner.name),
@@ -216,7 +267,7 @@ class _Replay:
 
         limit = self.scenario.ticks
         tick = 0
-        t_sched = self.interval_ms
+        t_sched = self.first_tick_ms
         finished = False
         while True:
             snap = self.fleet.advance_to(t_sched)
@@ -320,6 +371,7 @@ class _Replay:
             budget_w=self.budget,
             last_actuation=self.last_actuation,  # type: ignore[arg-type]
             optimizer_fault=fault,  # type: ignore[arg-type]
+            workers=snap.workers,
         )
 
     def _role_obs(self, snap: Snapshot, role: str, counts: RoleCounts, cap: float) -> RoleObs:

@@ -44,7 +44,7 @@ from replaylib.diff.model import (
 from replaylib.diff.policy import ComparePolicy, ToleranceSpec, make_policy
 from replaylib.record.kpis import KPI_SPECS, Kpis, compute_kpis
 from replaylib.record.reader import RecordingMeta, read_metadata, read_recording, recording_metadata
-from replaylib.record.schema import FIELDS, KIND_CLASSES, KINDS, NOT_COMPARED, ColumnClass, column_spec
+from replaylib.record.schema import FIELDS, KIND_CLASSES, KINDS, METADATA_KEYS, NOT_COMPARED, PLANNER_METADATA_PREFIX, ColumnClass, column_spec
 
 #: Columns left out unless named with ``columns=`` (declared in the schema).
 IGNORED_BY_DEFAULT: tuple[str, ...] = NOT_COMPARED
@@ -91,50 +91,76 @@ _IN_A, _IN_B = "__in_a", "__in_b"
 
 # -- metadata -----------------------------------------------------------------------------------
 
+#: Metadata as stored (key -> utf-8 string), or typed.
 MetaLike = RecordingMeta | Mapping[str, str]
+_ABSENT = "(absent)"
 
 
-def _flat(value: str, key: str, out: dict[str, str]) -> None:
-    """A JSON-object value (e.g. a planner's full config) becomes one entry per leaf, ``key.sub``."""
-    if value.startswith("{"):
-        try:
-            obj = msgspec.json.decode(value)
-        except msgspec.DecodeError:
-            obj = None
-        if isinstance(obj, dict) and obj:
-            for k in sorted(obj):
-                v = obj[k]
-                _flat(v if isinstance(v, str) else msgspec.json.encode(v).decode(), f"{key}.{k}", out)
-            return
-    out[key] = value
-
-
-def flatten_metadata(meta: MetaLike) -> dict[str, str]:
-    raw = msgspec.structs.asdict(meta) if isinstance(meta, RecordingMeta) else dict(meta)
-    out: dict[str, str] = {}
-    for k, v in raw.items():
-        _flat(str(v), k, out)
-    return out
+def raw_metadata(meta: MetaLike) -> dict[str, str]:
+    """Metadata as the file stores it: typed metadata back to its keys (the planner's own as ``planner.<key>``)."""
+    if not isinstance(meta, RecordingMeta):
+        return dict(meta)
+    raw = {k: str(getattr(meta, k)) for k in METADATA_KEYS}
+    if meta.overrides:
+        raw["overrides"] = msgspec.json.encode(meta.overrides, order="sorted").decode()
+    raw.update({PLANNER_METADATA_PREFIX + k: v for k, v in meta.planner_metadata.items()})
+    return raw
 
 
 def _meta_rank(key: str) -> tuple[int, str]:
-    top = key.split(".", 1)[0]
-    return (META_ORDER.index(top) if top in META_ORDER else len(META_ORDER), key)
+    return (META_ORDER.index(key) if key in META_ORDER else len(META_ORDER), key)
 
 
 def compare_metadata(a: MetaLike, b: MetaLike) -> list[MetaDiff]:
-    """Every metadata key whose value differs (known keys first, then any other in name order).
+    """Every metadata key whose value differs: :data:`META_ORDER` first, then every other key in name
+    order — the planners' own (``planner.<key>``, from their ``metadata()`` hook) and any key this
+    version does not know, so metadata a newer writer adds shows up without a change here.
 
-    Keys one side lacks show as ``(absent)``; JSON-object values are compared leaf by leaf,
-    so a key added by a newer writer shows up without any change here.
+    A key present on one side only shows ``(absent)`` on the other.  When both values are JSON
+    objects (a planner's full configuration), each differing field is its own row,
+    ``<key>.<dotted.field>``, so a changed knob reads as one line instead of two walls of JSON.
     """
-    fa, fb = flatten_metadata(a), flatten_metadata(b)
+    ra, rb = raw_metadata(a), raw_metadata(b)
     out = []
-    for key in sorted(set(fa) | set(fb), key=_meta_rank):
-        va, vb = fa.get(key), fb.get(key)
+    for key in sorted(set(ra) | set(rb), key=_meta_rank):
+        va, vb = ra.get(key, _ABSENT), rb.get(key, _ABSENT)
         if va != vb:
-            out.append(MetaDiff(key=key, a="(absent)" if va is None else va, b="(absent)" if vb is None else vb))
+            out += _json_field_diffs(key, va, vb)
     return out
+
+
+def _json_field_diffs(key: str, va: str, vb: str) -> list[MetaDiff]:
+    ja, jb = _json_object(va), _json_object(vb)
+    if ja is None or jb is None:
+        return [MetaDiff(key=key, a=va, b=vb)]
+    fa, fb = _flatten(ja), _flatten(jb)
+    enc = msgspec.json.encode
+    return [
+        MetaDiff(key=f"{key}.{field}", a=enc(fa[field]).decode() if field in fa else _ABSENT,
+                 b=enc(fb[field]).decode() if field in fb else _ABSENT)
+        for field in sorted(set(fa) | set(fb))
+        if fa.get(field, _ABSENT) != fb.get(field, _ABSENT)
+    ] or [MetaDiff(key=key, a=va, b=vb)]  # same fields, different text (formatting): show it whole
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in obj.items():
+        if isinstance(v, dict) and v:
+            flat |= _flatten(v, f"{prefix}{k}.")
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
 
 
 def check_metadata(diffs: Sequence[MetaDiff], *, force: bool) -> bool:
@@ -722,7 +748,7 @@ __all__ = [
     "compare_metadata",
     "diff_frames",
     "diff_recordings",
-    "flatten_metadata",
+    "raw_metadata",
     "kpi_rows",
     "select_columns",
 ]

@@ -10,6 +10,7 @@ verdict, at the end).  Every row carries ``kind``, ``seq``, ``tick`` and
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 import msgspec
@@ -177,7 +178,7 @@ _ESTIMATE = Tolerance(rel=0.25)
 _D, _O, _X = ColumnClass.DECISION, ColumnClass.OBSERVATION, ColumnClass.OUTCOME
 
 #: Every column of :class:`EventRow`, its class and (when not its class default) its tolerance.
-#: A column missing here fails ``tests/test_recording.py::test_every_column_has_a_class``.
+#: A column missing here fails ``tests/test_column_classes.py::test_every_column_has_a_class``.
 COLUMN_CLASSES: dict[str, ColumnClass | tuple[ColumnClass, Tolerance]] = {
     "kind": _D, "seq": _X, "tick": _D, "now_ms": _X, "t_sched_ms": _D, "fleet_ms": _X,
     "prefill_active": _O, "prefill_starting": _O, "prefill_draining": _O,
@@ -230,6 +231,10 @@ def columns_of(cls: ColumnClass) -> tuple[str, ...]:
     """The schema's columns of one class, in column order."""
     return tuple(f for f in FIELDS if f in COLUMN_SPECS and COLUMN_SPECS[f].cls is cls)
 
+#: A planner's own metadata (its optional ``metadata()`` hook) is recorded under keys with this
+#: prefix, ``planner.<key>`` with ``<key>`` matching :data:`PLANNER_METADATA_KEY`; ``diff`` compares them.
+PLANNER_METADATA_PREFIX = "planner."
+PLANNER_METADATA_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 #: Keys of the Arrow schema metadata, all utf-8 strings.
 METADATA_KEYS = (

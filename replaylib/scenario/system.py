@@ -37,6 +37,9 @@ class GpuSpec(_Strict):
 class ModelSpec(_Strict):
     name: str
     gpus_per_worker: Annotated[int, Meta(ge=1)]
+    #: the model's context window in tokens (the serving engine's default ``max_model_len``);
+    #: planners that scale on queue length against it (Dynamo's) read it, the fleet does not
+    context_length: Annotated[int, Meta(ge=1)] | None = None
 
 
 class PrefillTiming(_Strict):
