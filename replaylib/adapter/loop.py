@@ -56,6 +56,7 @@ from replaylib.scenario.model import (
 from replaylib.scenario.system import System, system_file_hash
 from replaylib.sim import Fleet, Snapshot
 from replaylib.sim.metrics import LatencyStats, RoleCounts
+from replaylib.timing import PowerModel, RangeReport, TimingModel, power_model
 from replaylib.trace import Request, read_trace
 
 _INF = float("inf")
@@ -78,6 +79,8 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     finished: bool  #: trace drained and fleet idle (False: stopped at the tick limit)
     assertions: tuple[AssertionResult, ...]
+    #: the fleet's timing lookups outside a table's measured range (all zero for a formula)
+    timing_range: RangeReport = RangeReport()
 
     @property
     def passed(self) -> bool:
@@ -100,15 +103,20 @@ def replay(
     trace: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    timing: TimingModel | None = None,
+    power: PowerModel | None = None,
 ) -> ReplayResult:
     """Replay ``loaded`` and write its recording to ``out`` (atomically).
 
     ``planner`` (a spec such as ``aic@1`` / ``pkg.mod:Class``, or a planner
-    object), ``trace`` and ``seed`` override the scenario's own.  An exception
-    or interrupt leaves any previous ``out`` untouched and the events recorded
-    so far readable in ``out.partial``.
+    object), ``trace`` and ``seed`` override the scenario's own.  ``timing`` /
+    ``power`` replace the models the system's YAML names, for the fleet, the
+    power overlay, the budget guard and a planner built here alike (a given
+    timing object is shared, so its range report counts every caller).  An
+    exception or interrupt leaves any previous ``out`` untouched and the events
+    recorded so far readable in ``out.partial``.
     """
-    run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
+    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power)
     writer = RecordingWriter(out, run.metadata())
     try:
         result = run.execute(writer, progress)
@@ -119,8 +127,25 @@ def replay(
     return result
 
 
+def planner_context(loaded: LoadedScenario, *, seed: int | None = None, timing: TimingModel | None = None,
+                    power: PowerModel | None = None) -> PlannerContext:
+    """What a planner for ``loaded`` is constructed with (``timing`` / ``power``: None = from the system)."""
+    sc = loaded.scenario
+    return PlannerContext(
+        config=sc.planner,
+        system=loaded.system,
+        initial_prefill=sc.fleet.prefill_workers,
+        initial_decode=sc.fleet.decode_workers,
+        fleet=sc.fleet,
+        seed=sc.seed if seed is None else seed,
+        timing=timing,
+        power=power,
+    )
+
+
 class _Replay:
-    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None) -> None:
+    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None,
+                 timing: TimingModel | None = None, power: PowerModel | None = None) -> None:
         sc = loaded.scenario
         self.loaded = loaded
         self.scenario = sc
@@ -129,15 +154,9 @@ class _Replay:
         self.trace_path = os.fspath(trace) if trace is not None else loaded.trace_path
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
-        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
-        ctx = PlannerContext(
-            config=sc.planner,
-            system=self.system,
-            initial_prefill=sc.fleet.prefill_workers,
-            initial_decode=sc.fleet.decode_workers,
-            fleet=sc.fleet,
-            seed=self.seed,
-        )
+        self.power: PowerModel = power if power is not None else power_model(self.system)
+        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power)
+        ctx = planner_context(loaded, seed=self.seed, timing=timing, power=power)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
@@ -145,7 +164,7 @@ class _Replay:
         else:
             self.planner = planner
         bias_events = [e for e in sc.events if isinstance(e, (BiasStep, BiasRamp, BiasSine))]
-        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed)
+        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed, power=self.power)
         self.source = MetricsSource()
         self.budget = sc.power.total_gpu_power_limit_w
         # events fire in time order; ties keep their order in the scenario
@@ -241,6 +260,7 @@ class _Replay:
             rows=writer.next_seq(),
             finished=finished,
             assertions=tuple(results),
+            timing_range=self.fleet.timing.range_report(),
         )
 
     # -- events ---------------------------------------------------------------------------
@@ -339,10 +359,10 @@ class _Replay:
 
     def _budget_clamp(self, n_p: int, n_d: int, cap_p: float, cap_d: float) -> tuple[float, float, bool]:
         """Lower both caps by one factor until the provisioned power fits the budget."""
-        s, g, budget = self.system, self.gpus_per_worker, self.budget
+        s, power, budget = self.system, self.power, self.budget
 
         def provisioned(f: float) -> float:
-            return g * (n_p * s.clamp_cap(cap_p * f) + n_d * s.clamp_cap(cap_d * f))
+            return power.provisioned_w(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f))
 
         if budget is None or provisioned(1.0) <= budget:
             return cap_p, cap_d, False
@@ -423,7 +443,7 @@ class _Replay:
         w = snap.window
         cap_p, cap_d = self.fleet.caps
         held_p, held_d = self.fleet.worker_counts()
-        provisioned = self.gpus_per_worker * (cap_p * _held(held_p) + cap_d * _held(held_d))
+        provisioned = self.power.provisioned_w(_held(held_p), _held(held_d), cap_p, cap_d)
         sla = self.scenario.planner
         ttft, itl = w.ttft, w.itl
         obs_ttft = self.source.observe("ttft")
@@ -476,4 +496,4 @@ def _portable(path: str, base: str) -> str:
         return path
 
 
-__all__ = ["AssertionResult", "ReplayResult", "replay", "sha256_file"]
+__all__ = ["AssertionResult", "ReplayResult", "planner_context", "replay", "sha256_file"]

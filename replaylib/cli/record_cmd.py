@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"recording {result.path}: {result.rows} events over {result.ticks} ticks"
           + ("" if result.finished else " (stopped at the tick limit)"))
     print(format_kpis(compute_kpis(df, meta), meta))
+    outside = result.timing_range.describe()
+    if outside:
+        print(f"timing outside the measured range ({result.timing_range.model} model, clamped or extended): {outside}")
     if result.assertions:
         print("assertions")
         for a in result.assertions:

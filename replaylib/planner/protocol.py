@@ -9,7 +9,7 @@ actuation fault, which the next observation reports).
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -103,6 +103,9 @@ class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
     initial_decode: int
     fleet: FleetConfig = FleetConfig()  #: the serving engine's knobs (batched tokens, max sequences ...)
     seed: int = 0
+    #: the timing / power models to plan with (``replaylib.timing``); None: built from ``system``
+    timing: Any = None
+    power: Any = None
 
 
 @runtime_checkable
