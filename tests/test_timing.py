@@ -430,5 +430,9 @@ def test_every_shipped_curve_says_where_its_numbers_come_from(path: Path) -> Non
         pm = getattr(s.power_model, role)
         assert pm.source and pm.assumption, f"{path.name}: power_model.{role} needs a source and its assumption"
     assert s.gpu.source, f"{path.name}: gpu has no source"
+    if s.timing.__struct_config__.tag == "analytic":
+        assert s.timing.source and s.timing.assumption, f"{path.name}: analytic timing must say it is derived, not measured"
+    else:
+        assert s.provenance is not None, f"{path.name}: a table-timed system must say where its table comes from"
     if s.provenance is not None:
         assert s.provenance.call.startswith("python -m replaylib systems import ")

@@ -85,6 +85,8 @@ class Timing(_Strict, tag_field="model", tag="analytic"):
     prefill: PrefillTiming
     decode: DecodeTiming
     kv_transfer: TransferTiming = TransferTiming()
+    source: str | None = None  #: where the coefficients come from
+    assumption: str | None = None  #: words saying what is assumed (derived, not measured)
 
 
 # -- timing: tables -----------------------------------------------------------------------------
