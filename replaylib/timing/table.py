@@ -146,6 +146,9 @@ class TableTiming(LinearTransfer):
             single = single_pass_ms(c.tokens, c.pass_ms, h, p.measured_max_num_batched_tokens)
             self._p_xs.append([0.0, *map(float, c.tokens)])
             self._p_gs.append([0.0, *(s - h for s in single)])
+        self._p_single = len(self._p_ctx) == 1
+        self._p_first = self._p_xs[0][1]  # the context-0 curve's first and last measured tokens
+        self._p_last = self._p_xs[0][-1]
         d = spec.decode  # type: ignore[union-attr]
         self._d_ctx = [float(c.context) for c in d.curves]
         self._d_b = [list(c.batch) for c in d.curves]
@@ -187,11 +190,40 @@ class TableTiming(LinearTransfer):
             self._p_above += 1
 
     def prefill_pass_ms(self, chunks: Sequence[tuple[int, int]], speed: float) -> float:
-        self._flag_below = self._flag_above = False
+        if not self._p_single:
+            self._flag_below = self._flag_above = False
+            total = self.pass_overhead_ms
+            for n, ctx in chunks:
+                total += self._chunk_cost(n, ctx)
+            self._count_pass()
+            return total / speed
+        # one curve (the common case): the same telescoping costs, read inline (once per pass in the fleet)
+        xs, gs = self._p_xs[0], self._p_gs[0]
+        lo = self._p_first
         total = self.pass_overhead_ms
+        below = False
+        big = 0
         for n, ctx in chunks:
-            total += self._chunk_cost(n, ctx)
-        self._count_pass()
+            x = ctx + n
+            if x > big:
+                big = x
+            if ctx:
+                cost = interp_slope(xs, gs, x) - interp_slope(xs, gs, ctx)
+                if ctx < lo:
+                    below = True
+            else:
+                cost = interp_slope(xs, gs, x)
+            if x < lo:
+                below = True
+            if cost > 0.0:
+                total += cost
+        self._p_n += 1
+        if below:
+            self._p_below += 1
+        if big > self._p_last:
+            self._p_above += 1
+        if big > self._p_max:
+            self._p_max = int(big)
         return total / speed
 
     def prefill_request_ms(self, new_tokens: float, cached_tokens: float, max_batched_tokens: int, speed: float) -> float:
@@ -266,10 +298,27 @@ class TableTiming(LinearTransfer):
 
     def decode_run(self, batch: int, kv_tokens: int, speed: float) -> tuple[float, float, int]:
         c = kv_tokens / batch
-        self._begin_decode(batch, c)
-        value, slope, steps, flag = self._step(batch, c)
-        self._end_decode(flag)
-        return value / speed, slope / speed, steps
+        ctxs = self._d_ctx
+        j = bisect.bisect_right(ctxs, c) - 1
+        if j < 0 or j == len(ctxs) - 1:  # outside the curves' contexts: flat (rare; the general path counts it)
+            self._begin_decode(batch, c)
+            value, slope, steps, flag = self._step(batch, c)
+            self._end_decode(flag)
+            return value / speed, slope / speed, steps
+        # between two curves (the common case), read inline (once per run in the fleet)
+        self._d_n += 1
+        if batch > self._d_max_b:
+            self._d_max_b = batch
+        if c > self._d_max_c:
+            self._d_max_c = c
+        xa, xb = self._d_b[j], self._d_b[j + 1]
+        if batch < xa[0] or batch < xb[0]:
+            self._d_bb += 1
+        if batch > xa[-1] or batch > xb[-1]:
+            self._d_ba += 1
+        fa = interp_flat(xa, self._d_t[j], batch)
+        slope = (interp_flat(xb, self._d_t[j + 1], batch) - fa) / (ctxs[j + 1] - ctxs[j])
+        return (fa + slope * (c - ctxs[j])) / speed, slope / speed, max(1, math.ceil(ctxs[j + 1] - c))
 
     def decode_max_batch(self, itl_ms: float, context: float, speed: float, limit: int) -> int:
         """Largest integer ``b ≤ limit`` with ``f(b, context) / speed ≤ itl_ms`` (the step time need
