@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sim_helpers import hand_system
-from replaylib.diff.sensitivity import SensitivityError, knobs, parse_scales, render_sensitivity, sensitivity
+from replaylib.diff.sensitivity import SensitivityError, parse_scales, render_sensitivity, sensitivity
 from replaylib.timing import power_model, run_step, timing_model
-from replaylib.timing.scaled import ScaledPower, ScaledTiming
+from replaylib.timing.scaled import ScaledPower, ScaledTiming, knobs
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "h200_llama8b_dynamo.yaml"

@@ -37,7 +37,9 @@ from replaylib import __version__
 from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
-from replaylib.record.kpis import ReversalCounter
+from replaylib.record.kpis import KpiAccumulator, Kpis
+from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
+from replaylib.record.reversals import ReversalCounter
 from replaylib.record.schema import SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
@@ -79,6 +81,8 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     finished: bool  #: trace drained and fleet idle (False: stopped at the tick limit)
     assertions: tuple[AssertionResult, ...]
+    meta: RecordingMeta  #: the recording's metadata
+    kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
     #: the fleet's timing lookups outside a table's measured range (all zero for a formula)
     timing_range: RangeReport = RangeReport()
 
@@ -117,9 +121,10 @@ def replay(
     recorded so far readable in ``out.partial``.
     """
     run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power)
-    writer = RecordingWriter(out, run.metadata())
+    metadata = run.metadata()
+    writer = RecordingWriter(out, metadata)
     try:
-        result = run.execute(writer, progress)
+        result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
     except BaseException:
         writer.abort()
         raise
@@ -127,9 +132,10 @@ def replay(
     return result
 
 
-def planner_context(loaded: LoadedScenario, *, seed: int | None = None, timing: TimingModel | None = None,
+def planner_context(loaded: LoadedScenario, seed: int | None = None, *, timing: TimingModel | None = None,
                     power: PowerModel | None = None) -> PlannerContext:
-    """What a planner for ``loaded`` is constructed with (``timing`` / ``power``: None = from the system)."""
+    """What the scenario's planner is constructed with (seed: the replay's, None: the scenario's;
+    ``timing`` / ``power``: the models to plan with, None: the system's own)."""
     sc = loaded.scenario
     return PlannerContext(
         config=sc.planner,
@@ -156,7 +162,7 @@ class _Replay:
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
         self.power: PowerModel = power if power is not None else power_model(self.system)
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power)
-        ctx = planner_context(loaded, seed=self.seed, timing=timing, power=power)
+        ctx = planner_context(loaded, self.seed, timing=timing, power=power)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
@@ -209,11 +215,19 @@ class _Replay:
             "ttft_target_ms": repr(sc.planner.ttft_ms),
             "itl_target_ms": repr(sc.planner.itl_ms),
             "gpus_per_worker": str(self.gpus_per_worker),
+            "overrides": encode_overrides(self.loaded.overrides),
         }
 
     # -- the loop -------------------------------------------------------------------------
 
-    def execute(self, writer: RecordingWriter, progress: Progress | None) -> ReplayResult:
+    def execute(self, writer: RecordingWriter, progress: Progress | None, meta: RecordingMeta) -> ReplayResult:
+        kpis = KpiAccumulator()
+
+        def record(row: EventRow) -> None:
+            row = msgspec.structs.replace(row, seq=writer.next_seq())
+            writer.append(row)
+            kpis.add_event(row)
+
         limit = self.scenario.ticks
         tick = 0
         t_sched = self.interval_ms
@@ -224,13 +238,13 @@ class _Replay:
             readings = self.overlay.read(snap)
             self.source.push(now, {"power_prefill": readings.power_prefill_w, "power_decode": readings.power_decode_w, "ttft": readings.ttft, "itl": readings.itl})
             for row in self._fire_events(tick, now):
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             counts = self.fleet.worker_counts()  # after node loss/recovery events: what the planner sees
             obs = self._observe(tick, now, snap, counts)
             decision = self._decide(obs, tick)
             rows = self._actuate(tick, now, t_sched, snap, counts, readings, decision)
             for row in rows:
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             tick_row = rows[0]
             fields = msgspec.structs.asdict(tick_row)
             for check in self.checks:
@@ -250,8 +264,8 @@ class _Replay:
             ok, evidence = check.verdict()
             desc = describe(check.assertion)
             results.append(AssertionResult(index=i, description=desc, passed=ok, evidence=evidence))
-            writer.append(
-                EventRow(kind="assertion", seq=writer.next_seq(), tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
+            record(
+                EventRow(kind="assertion", seq=0, tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
             )
         return ReplayResult(
             path=writer.path,
@@ -260,6 +274,8 @@ class _Replay:
             rows=writer.next_seq(),
             finished=finished,
             assertions=tuple(results),
+            meta=meta,
+            kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
             timing_range=self.fleet.timing.range_report(),
         )
 

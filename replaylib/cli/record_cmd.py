@@ -31,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replaylib.adapter import replay
-    from replaylib.record import read_recording, recording_metadata
-    from replaylib.record.kpis import compute_kpis, format_kpis
+    from replaylib.record.kpis import format_kpis
     from replaylib.scenario import load_scenario
 
     scenario = Path(args.scenario) if args.scenario else default_scenario()
@@ -49,15 +48,14 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        df = read_recording(result.path)
-        meta = recording_metadata(result.path)
     except ReplaylibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    meta = result.meta  # the summary comes from the rows as they were recorded: no read-back
     print(f"scenario {loaded.scenario.name} ({scenario}) | planner {result.planner} | seed {meta.seed}")
     print(f"recording {result.path}: {result.rows} events over {result.ticks} ticks"
           + ("" if result.finished else " (stopped at the tick limit)"))
-    print(format_kpis(compute_kpis(df, meta), meta))
+    print(format_kpis(result.kpis, meta))
     outside = result.timing_range.describe()
     if outside:
         print(f"timing outside the measured range ({result.timing_range.model} model, clamped or extended): {outside}")

@@ -9,7 +9,7 @@ from replaylib.errors import ReplaylibError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from replaylib.diff.sensitivity import AUDIENCES, knobs
+    from replaylib.timing.scaled import AUDIENCES, knobs
 
     names = ", ".join(knobs())
     p = sub.add_parser(

@@ -26,55 +26,16 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import msgspec
 import polars as pl
 
 from replaylib.errors import ReplaylibError
 from replaylib.record.kpis import KPI_SPECS, Kpis, compute_kpis, format_value
-from replaylib.timing import PowerModel, TimingModel
-from replaylib.timing.scaled import ScaledPower, ScaledTiming
-
-Audience = Literal["both", "fleet", "planner"]
-AUDIENCES: tuple[str, ...] = ("both", "fleet", "planner")
-
+from replaylib.timing.scaled import AUDIENCES, Audience, knobs
 
 class SensitivityError(ReplaylibError):
     """A knob or factor that cannot be applied."""
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One scalable part of the models: ``apply(timing, power, factor) -> (timing, power)``."""
-
-    name: str
-    help: str
-    apply: Callable[[TimingModel, PowerModel, float], tuple[TimingModel, PowerModel]]
-
-
-_KNOBS: dict[str, Knob] = {}
-
-
-def register_knob(knob: Knob) -> None:
-    if knob.name in _KNOBS:
-        raise ValueError(f"a knob named {knob.name!r} is already registered")
-    _KNOBS[knob.name] = knob
-
-
-def knobs() -> dict[str, Knob]:
-    return dict(sorted(_KNOBS.items()))
-
-
-for _role in ("prefill", "decode"):
-    register_knob(Knob(f"speed_curve.{_role}", f"the {_role} cap -> speed slowdown (1 - speed)",
-                       lambda t, p, k, r=_role: (t, ScaledPower(p, slowdown={r: k}))))
-    register_knob(Knob(f"timing.{_role}", f"{_role} {'pass' if _role == 'prefill' else 'step'} times",
-                       lambda t, p, k, r=_role: (ScaledTiming(t, **{r: k}), p)))
-    register_knob(Knob(f"power_model.{_role}", f"the busy draw of a {_role} GPU",
-                       lambda t, p, k, r=_role: (t, ScaledPower(p, draw={r: k}))))
-register_knob(Knob("timing.kv_transfer", "KV hand-off times", lambda t, p, k: (ScaledTiming(t, kv_transfer=k), p)))
 
 
 class Variant(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,7 +67,7 @@ def parse_scales(specs: Sequence[str]) -> list[tuple[str, float]]:
     for spec in specs:
         name, sep, factors = spec.partition("=")
         name = name.strip()
-        if not sep or name not in _KNOBS:
+        if not sep or name not in knobs():
             raise SensitivityError(f"--scale {spec!r}: expected KNOB=F1,F2,... with KNOB one of {', '.join(knobs())}")
         for text in factors.split(","):
             try:
@@ -163,7 +124,7 @@ def sensitivity(
     if to not in AUDIENCES:
         raise SensitivityError(f"to must be one of {', '.join(AUDIENCES)}, got {to!r}")
     for name, _ in scales:
-        if name not in _KNOBS:
+        if name not in knobs():
             raise SensitivityError(f"unknown knob {name!r}; available: {', '.join(knobs())}")
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(os.fspath(scenario))  # type: ignore[arg-type]
     spec = planner or loaded.scenario.planner.name
@@ -180,7 +141,7 @@ def sensitivity(
             base_t, base_p = timing_model(loaded.system), power_model(loaded.system)
             t, p = base_t, base_p
             if name is not None and factor is not None:
-                t, p = _KNOBS[name].apply(base_t, base_p, factor)
+                t, p = knobs()[name].apply(base_t, base_p, factor)
             fleet_t, fleet_p = (t, p) if to in ("both", "fleet") else (base_t, base_p)
             plan_t, plan_p = (t, p) if to in ("both", "planner") else (timing_model(loaded.system), power_model(loaded.system))
             planner_obj = load_planner(spec, planner_context(loaded, seed=run_seed, timing=plan_t, power=plan_p))
@@ -253,5 +214,4 @@ def render_sensitivity(report: SensitivityReport, fmt: str = "text") -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["AUDIENCES", "Knob", "SensitivityError", "SensitivityReport", "Variant", "knobs", "parse_scales",
-           "register_knob", "render_sensitivity", "sensitivity"]
+__all__ = ["SensitivityError", "SensitivityReport", "Variant", "parse_scales", "render_sensitivity", "sensitivity"]

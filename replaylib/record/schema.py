@@ -144,3 +144,5 @@ METADATA_KEYS = (
     "itl_target_ms",
     "gpus_per_worker",
 )
+#: Keys a recording may carry besides those (absent in older recordings): ``overrides`` (JSON, sorted keys).
+OPTIONAL_METADATA_KEYS = ("overrides",)

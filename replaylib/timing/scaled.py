@@ -14,9 +14,15 @@ A run of decode steps stays a run: its first step and its growth scale alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from replaylib.timing.protocol import PowerModel, RangeReport, Role, TimingModel
+
+#: Who sees a scaled model in a sensitivity replay.
+Audience = Literal["both", "fleet", "planner"]
+AUDIENCES: tuple[str, ...] = ("both", "fleet", "planner")
 
 
 class ScaledTiming:
@@ -100,4 +106,39 @@ class ScaledPower:
         return self.inner.worker_provisioned_w(cap_w)
 
 
-__all__ = ["ScaledPower", "ScaledTiming"]
+# -- knobs: the named parts of the models a sensitivity replay can scale -------------------------
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One scalable part of the models: ``apply(timing, power, factor) -> (timing, power)``."""
+
+    name: str
+    help: str
+    apply: Callable[[TimingModel, PowerModel, float], tuple[TimingModel, PowerModel]]
+
+
+_KNOBS: dict[str, Knob] = {}
+
+
+def register_knob(knob: Knob) -> None:
+    if knob.name in _KNOBS:
+        raise ValueError(f"a knob named {knob.name!r} is already registered")
+    _KNOBS[knob.name] = knob
+
+
+def knobs() -> dict[str, Knob]:
+    return dict(sorted(_KNOBS.items()))
+
+
+for _role in ("prefill", "decode"):
+    register_knob(Knob(f"speed_curve.{_role}", f"the {_role} cap -> speed slowdown (1 - speed)",
+                       lambda t, p, k, r=_role: (t, ScaledPower(p, slowdown={r: k}))))
+    register_knob(Knob(f"timing.{_role}", f"{_role} {'pass' if _role == 'prefill' else 'step'} times",
+                       lambda t, p, k, r=_role: (ScaledTiming(t, **{r: k}), p)))
+    register_knob(Knob(f"power_model.{_role}", f"the busy draw of a {_role} GPU",
+                       lambda t, p, k, r=_role: (t, ScaledPower(p, draw={r: k}))))
+register_knob(Knob("timing.kv_transfer", "KV hand-off times", lambda t, p, k: (ScaledTiming(t, kv_transfer=k), p)))
+
+
+__all__ = ["AUDIENCES", "Audience", "Knob", "ScaledPower", "ScaledTiming", "knobs", "register_knob"]
