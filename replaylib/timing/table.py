@@ -69,6 +69,21 @@ def single_pass_ms(tokens: Sequence[int], pass_ms: Sequence[float], overhead_ms:
     return [t - (max(1, math.ceil(n / measured_budget)) - 1) * overhead_ms for n, t in zip(tokens, pass_ms, strict=True)]
 
 
+def telescoped(xs: Sequence[float], gs: Sequence[float], n: float, ctx: float) -> float:
+    """The cumulative cost ``G`` (points ``xs -> gs``) of tokens ``ctx .. ctx + n``: ``G(ctx + n) − G(ctx)``."""
+    cost = interp_slope(xs, gs, ctx + n)
+    return cost - interp_slope(xs, gs, ctx) if ctx > 0 else cost
+
+
+def between(xa: Sequence[float], ya: Sequence[float], xb: Sequence[float], yb: Sequence[float],
+            c_lo: float, c_hi: float, b: float, c: float) -> tuple[float, float, int]:
+    """Step time at batch ``b`` and context ``c`` between the curves at ``c_lo`` and ``c_hi``:
+    ``(value, growth per context token, steps until the context reaches c_hi)``."""
+    fa = interp_flat(xa, ya, b)
+    slope = (interp_flat(xb, yb, b) - fa) / (c_hi - c_lo)
+    return fa + slope * (c - c_lo), slope, max(1, math.ceil(c_hi - c))
+
+
 def _finite_positive(values: Sequence[float], key: str, what: str) -> None:
     for i, v in enumerate(values):
         if not (math.isfinite(v) and v > 0):
@@ -161,8 +176,8 @@ class TableTiming(LinearTransfer):
 
     # -- prefill ------------------------------------------------------------------------------
 
-    def _read(self, k: int, x: float) -> float:
-        """``G_k(x)``; notes the read for the range report."""
+    def _note(self, k: int, x: float) -> None:
+        """Notes a read of curve ``k`` at ``x`` tokens for the range report."""
         xs = self._p_xs[k]
         if x > xs[-1]:
             self._flag_above = True
@@ -170,16 +185,19 @@ class TableTiming(LinearTransfer):
             self._flag_below = True
         if x > self._p_max:
             self._p_max = int(x)
-        return interp_slope(xs, self._p_gs[k], x)
 
     def _chunk_cost(self, n: float, c: float) -> float:
         ctxs = self._p_ctx
         k = bisect.bisect_right(ctxs, c) - 1
         off = c - ctxs[k]
-        cost = self._read(k, off + n) - (self._read(k, off) if off > 0.0 else 0.0)
+        self._note(k, off + n)
+        if off > 0.0:
+            self._note(k, off)
+        cost = telescoped(self._p_xs[k], self._p_gs[k], n, off)
         if k + 1 < len(ctxs) and off > 0.0:
             w = off / (ctxs[k + 1] - ctxs[k])
-            cost = (1.0 - w) * cost + w * self._read(k + 1, n)
+            self._note(k + 1, n)
+            cost = (1.0 - w) * cost + w * telescoped(self._p_xs[k + 1], self._p_gs[k + 1], n, 0.0)
         return cost if cost > 0.0 else 0.0
 
     def _count_pass(self) -> None:
@@ -197,7 +215,7 @@ class TableTiming(LinearTransfer):
                 total += self._chunk_cost(n, ctx)
             self._count_pass()
             return total / speed
-        # one curve (the common case): the same telescoping costs, read inline (once per pass in the fleet)
+        # one curve (the common case): the same costs with the range notes kept in locals (the fleet's per-pass call)
         xs, gs = self._p_xs[0], self._p_gs[0]
         lo = self._p_first
         total = self.pass_overhead_ms
@@ -207,14 +225,9 @@ class TableTiming(LinearTransfer):
             x = ctx + n
             if x > big:
                 big = x
-            if ctx:
-                cost = interp_slope(xs, gs, x) - interp_slope(xs, gs, ctx)
-                if ctx < lo:
-                    below = True
-            else:
-                cost = interp_slope(xs, gs, x)
-            if x < lo:
+            if x < lo or 0 < ctx < lo:
                 below = True
+            cost = telescoped(xs, gs, n, ctx)
             if cost > 0.0:
                 total += cost
         self._p_n += 1
@@ -252,12 +265,15 @@ class TableTiming(LinearTransfer):
     # -- decode -------------------------------------------------------------------------------
 
     def _batch_step(self, j: int, b: float) -> float:
+        self._note_batch(j, b)
+        return interp_flat(self._d_b[j], self._d_t[j], b)
+
+    def _note_batch(self, j: int, b: float) -> None:
         xs = self._d_b[j]
         if b < xs[0]:
             self._flag_below = True
         elif b > xs[-1]:
             self._flag_above = True
-        return interp_flat(xs, self._d_t[j], b)
 
     def _begin_decode(self, b: float, c: float) -> None:
         self._flag_below = self._flag_above = False
@@ -285,9 +301,10 @@ class TableTiming(LinearTransfer):
             return self._batch_step(0, b), 0.0, max(1, math.ceil(ctxs[0] - c)), -1
         if j == len(ctxs) - 1:
             return self._batch_step(j, b), 0.0, UNBOUNDED_STEPS, 1 if c > ctxs[j] else 0
-        fa, fb = self._batch_step(j, b), self._batch_step(j + 1, b)
-        slope = (fb - fa) / (ctxs[j + 1] - ctxs[j])
-        return fa + slope * (c - ctxs[j]), slope, max(1, math.ceil(ctxs[j + 1] - c)), 0
+        self._note_batch(j, b)
+        self._note_batch(j + 1, b)
+        value, slope, steps = between(self._d_b[j], self._d_t[j], self._d_b[j + 1], self._d_t[j + 1], ctxs[j], ctxs[j + 1], b, c)
+        return value, slope, steps, 0
 
     def decode_step_ms(self, batch: float, kv_tokens: float, speed: float) -> float:
         c = kv_tokens / batch if batch > 0 else 0.0
@@ -305,7 +322,7 @@ class TableTiming(LinearTransfer):
             value, slope, steps, flag = self._step(batch, c)
             self._end_decode(flag)
             return value / speed, slope / speed, steps
-        # between two curves (the common case), read inline (once per run in the fleet)
+        # between two curves (the common case): the range notes kept in locals (the fleet's per-run call)
         self._d_n += 1
         if batch > self._d_max_b:
             self._d_max_b = batch
@@ -316,9 +333,8 @@ class TableTiming(LinearTransfer):
             self._d_bb += 1
         if batch > xa[-1] or batch > xb[-1]:
             self._d_ba += 1
-        fa = interp_flat(xa, self._d_t[j], batch)
-        slope = (interp_flat(xb, self._d_t[j + 1], batch) - fa) / (ctxs[j + 1] - ctxs[j])
-        return (fa + slope * (c - ctxs[j])) / speed, slope / speed, max(1, math.ceil(ctxs[j + 1] - c))
+        value, slope, steps = between(xa, self._d_t[j], xb, self._d_t[j + 1], ctxs[j], ctxs[j + 1], batch, c)
+        return value / speed, slope / speed, steps
 
     def decode_max_batch(self, itl_ms: float, context: float, speed: float, limit: int) -> int:
         """Largest integer ``b ≤ limit`` with ``f(b, context) / speed ≤ itl_ms`` (the step time need
@@ -372,4 +388,4 @@ class TableTiming(LinearTransfer):
         )
 
 
-__all__ = ["TableTiming", "default_pass_overhead_ms", "single_pass_ms", "validate_table"]
+__all__ = ["TableTiming", "between", "default_pass_overhead_ms", "single_pass_ms", "telescoped", "validate_table"]
