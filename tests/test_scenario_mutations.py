@@ -268,6 +268,9 @@ CASES: list[tuple[str, Mutation, set[int]]] = [
     ("dynamo_mooncake", dynamo_queues_never_drain, {4}),
     ("mooncake_conversation", handoff_loses_requests, {0, 1}),
     ("mooncake_conversation", planner_blind_to_budget, {2}),
+    ("h200_llama8b_dynamo", handoff_loses_requests, {0, 1}),
+    ("h200_llama8b_dynamo", planner_blind_to_budget, {2}),
+    ("h200_llama8b_dynamo", no_cap_optimisation, {3}),
 ]
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 
 from replaylib import __version__
-from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs, projected_watts
+from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import KpiAccumulator, Kpis
@@ -59,6 +59,7 @@ from replaylib.scenario.model import (
 from replaylib.scenario.system import System, system_file_hash
 from replaylib.sim import Fleet, Snapshot
 from replaylib.sim.metrics import LatencyStats, RoleCounts
+from replaylib.timing import PowerModel, RangeReport, TimingModel, power_model
 from replaylib.trace import Request, read_trace
 
 _INF = float("inf")
@@ -83,6 +84,8 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     assertions: tuple[AssertionResult, ...]
     meta: RecordingMeta  #: the recording's metadata
     kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
+    #: the fleet's timing lookups outside a table's measured range (all zero for a formula)
+    timing_range: RangeReport = RangeReport()
 
     @property
     def passed(self) -> bool:
@@ -97,19 +100,6 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def planner_context(loaded: LoadedScenario, seed: int) -> PlannerContext:
-    """What the scenario's planner is constructed with (seed: the replay's)."""
-    sc = loaded.scenario
-    return PlannerContext(
-        config=sc.planner,
-        system=loaded.system,
-        initial_prefill=sc.fleet.prefill_workers,
-        initial_decode=sc.fleet.decode_workers,
-        fleet=sc.fleet,
-        seed=seed,
-    )
-
-
 def replay(
     loaded: LoadedScenario,
     *,
@@ -118,15 +108,20 @@ def replay(
     trace: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    timing: TimingModel | None = None,
+    power: PowerModel | None = None,
 ) -> ReplayResult:
     """Replay ``loaded`` and write its recording to ``out`` (atomically).
 
     ``planner`` (a spec such as ``aic@1`` / ``pkg.mod:Class``, or a planner
-    object), ``trace`` and ``seed`` override the scenario's own.  An exception
-    or interrupt leaves any previous ``out`` untouched and the events recorded
-    so far readable in ``out.partial``.
+    object), ``trace`` and ``seed`` override the scenario's own.  ``timing`` /
+    ``power`` replace the models the system's YAML names, for the fleet, the
+    power overlay, the budget guard and a planner built here alike (a given
+    timing object is shared, so its range report counts every caller).  An
+    exception or interrupt leaves any previous ``out`` untouched and the events
+    recorded so far readable in ``out.partial``.
     """
-    run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
+    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power)
     try:
         metadata = run.metadata()
         writer = RecordingWriter(out, metadata)
@@ -141,8 +136,26 @@ def replay(
     return result
 
 
+def planner_context(loaded: LoadedScenario, seed: int | None = None, *, timing: TimingModel | None = None,
+                    power: PowerModel | None = None) -> PlannerContext:
+    """What the scenario's planner is constructed with (seed: the replay's, None: the scenario's;
+    ``timing`` / ``power``: the models to plan with, None: the system's own)."""
+    sc = loaded.scenario
+    return PlannerContext(
+        config=sc.planner,
+        system=loaded.system,
+        initial_prefill=sc.fleet.prefill_workers,
+        initial_decode=sc.fleet.decode_workers,
+        fleet=sc.fleet,
+        seed=sc.seed if seed is None else seed,
+        timing=timing,
+        power=power,
+    )
+
+
 class _Replay:
-    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None) -> None:
+    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None,
+                 timing: TimingModel | None = None, power: PowerModel | None = None) -> None:
         sc = loaded.scenario
         self.loaded = loaded
         self.scenario = sc
@@ -151,8 +164,9 @@ class _Replay:
         self.trace_path = os.fspath(trace) if trace is not None else loaded.trace_path
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
-        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
-        ctx = planner_context(loaded, self.seed)
+        self.power: PowerModel = power if power is not None else power_model(self.system)
+        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power)
+        ctx = planner_context(loaded, self.seed, timing=timing, power=power)
         #: a planner loaded from a spec belongs to this replay, which closes it at the end
         self.owns_planner = planner is None or isinstance(planner, str)
         if planner is None or isinstance(planner, str):
@@ -170,7 +184,7 @@ class _Replay:
     def _set_up(self, sc: Scenario) -> None:
         self.first_tick_ms = self._first_tick_ms()
         bias_events = [e for e in sc.events if isinstance(e, (BiasStep, BiasRamp, BiasSine))]
-        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed)
+        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed, power=self.power)
         self.source = MetricsSource()
         self.budget = sc.power.total_gpu_power_limit_w
         # events fire in time order; ties keep their order in the scenario
@@ -313,6 +327,7 @@ class _Replay:
             assertions=tuple(results),
             meta=meta,
             kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
+            timing_range=self.fleet.timing.range_report(),
         )
 
     # -- events ---------------------------------------------------------------------------
@@ -412,10 +427,10 @@ class _Replay:
 
     def _budget_clamp(self, n_p: int, n_d: int, cap_p: float, cap_d: float) -> tuple[float, float, bool]:
         """Lower both caps by one factor until the provisioned power fits the budget."""
-        s, g, budget = self.system, self.gpus_per_worker, self.budget
+        s, power, budget = self.system, self.power, self.budget
 
         def provisioned(f: float) -> float:
-            return projected_watts(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f), g)
+            return power.provisioned_w(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f))
 
         if budget is None or provisioned(1.0) <= budget:
             return cap_p, cap_d, False
@@ -488,7 +503,7 @@ class _Replay:
                                   projected_w=d.projected_w))
         self.last_actuation = actuation
         if d.projected_w is None:  # optional for a planner: the adapter fills it from the decision, and says so
-            d = msgspec.structs.replace(d, projected_w=projected_watts(d.n_prefill, d.n_decode, want_p, want_d, self.gpus_per_worker))
+            d = msgspec.structs.replace(d, projected_w=self.power.provisioned_w(d.n_prefill, d.n_decode, want_p, want_d))
             filled = True
         else:
             filled = False
@@ -501,7 +516,7 @@ class _Replay:
         w = snap.window
         cap_p, cap_d = self.fleet.caps
         held_p, held_d = self.fleet.worker_counts()
-        provisioned = self.gpus_per_worker * (cap_p * _held(held_p) + cap_d * _held(held_d))
+        provisioned = self.power.provisioned_w(_held(held_p), _held(held_d), cap_p, cap_d)
         sla = self.scenario.planner
         ttft, itl = w.ttft, w.itl
         obs_ttft = self.source.observe("ttft")

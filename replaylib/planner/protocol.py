@@ -21,7 +21,7 @@ when present and behaves as before when absent:
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -114,13 +114,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     c_itl: float | None = None
     c_power_p: float | None = None
     c_power_d: float | None = None
-    projected_w: float | None = None  #: replicas x GPUs x cap, both roles (:func:`projected_watts`); None: the adapter fills it
+    projected_w: float | None = None  #: replicas x GPUs x cap, both roles (the power model's ``provisioned_w``); None: the adapter fills it
     sweep: bool = False  #: the planner re-optimised its operating point this tick
-
-
-def projected_watts(n_prefill: int, n_decode: int, cap_prefill_w: float, cap_decode_w: float, gpus_per_worker: int) -> float:
-    """Provisioned watts of a decision: ``(n_p · cap_p + n_d · cap_d) · gpus_per_worker`` (``Decision.projected_w``)."""
-    return (n_prefill * cap_prefill_w + n_decode * cap_decode_w) * gpus_per_worker
 
 
 class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +127,9 @@ class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
     initial_decode: int
     fleet: FleetConfig = FleetConfig()  #: the serving engine's knobs (batched tokens, max sequences ...)
     seed: int = 0
+    #: the timing / power models to plan with (``replaylib.timing``); None: built from ``system``
+    timing: Any = None
+    power: Any = None
 
 
 @runtime_checkable
