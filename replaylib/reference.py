@@ -216,10 +216,11 @@ def _section(title: str, path: str, struct: Any, examples: dict[str, tuple[str, 
 
 def columns_reference() -> str:
     """The Markdown of ``docs/recording_columns.md``."""
+    from replaylib.diff.policy import describe_tolerance
     from replaylib.record import schema
     from replaylib.record.columns import COLUMNS
 
-    classes = getattr(schema, "COLUMN_CLASSES", None)  # the column classes, where the schema declares them
+    specs = schema.COLUMN_SPECS  # each column's class and default tolerance (docs/goldens.md)
     lines = [
         "# Recording columns",
         "",
@@ -231,15 +232,18 @@ def columns_reference() -> str:
         "is null (never a fake 0). Per-GPU powers are the mean over the role's GPUs. Read it with "
         "`replaylib.record.read_recording(path)` (a polars DataFrame) and its metadata with `recording_metadata(path)`.",
         "",
-        "| column | type | unit | rows | meaning |" + (" class |" if classes else ""),
-        "|---|---|---|---|---|" + ("---|" if classes else ""),
+        "Each column's class — what the planner *decided*, what it *observed*, or the *outcome* — and its "
+        "default tolerance decide how goldens and `diff` compare it (docs/goldens.md).",
+        "",
+        "| column | type | unit | rows | meaning | class | default tolerance |",
+        "|---|---|---|---|---|---|---|",
     ]
     for field in schema.ARROW_SCHEMA:
         doc = COLUMNS[field.name]
+        spec = specs[field.name]
+        tol = describe_tolerance(spec.tolerance) if spec.compared else "not compared unless named"
         row = f"| `{field.name}` | {field.type}{'' if field.nullable else ', not null'} | {doc.unit} | {doc.rows} | {doc.meaning} |"
-        if classes:
-            row += f" {classes.get(field.name, '')} |"
-        lines.append(row)
+        lines.append(row + f" {spec.cls.value} | {tol} |")
     lines += ["", "## Metadata", "", "The schema metadata (utf-8 strings) holds:", ""]
     lines += [f"- `{k}`" for k in schema.METADATA_KEYS]
     return "\n".join(lines) + "\n"

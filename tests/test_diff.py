@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import msgspec
 import polars as pl
 import pyarrow as pa
 import pytest
+from scenario_helpers import tiny_scenario
 
 from replaylib.cli import main
 from replaylib.diff import (
@@ -200,32 +200,39 @@ def test_several_differences_first_is_earliest_and_counts_per_column(tmp_path: P
     assert [f.column for f in div.fields] == ["target_prefill"]
     assert {c.column: c.ticks for c in report.column_counts} == {"target_prefill": 2, "power_total_w": 2, "reason": 1}
     assert [c.column for c in report.column_counts] == ["target_prefill", "power_total_w", "reason"]  # schema order
-    assert report.ticks_differing == 3
+    assert {c.column: c.judged for c in report.column_counts} == {"target_prefill": True, "power_total_w": False, "reason": True}
+    assert report.ticks_differing == 2  # decisions differ at ticks 4 and 15; the power outcome at 12 is summarised
     assert [r.tick for r in div.context] == [3, 4, 5]
+    everything = diff_recordings(rec_a, b, context=1, only="all")
+    assert everything.ticks_differing == 3 and everything.first_divergence is not None
+    assert everything.first_divergence.tick == 4
 
 
 def test_tolerance_is_relative(tmp_path: Path, rec_a: Path) -> None:
     p = tick_fields(6)["power_total_w"]
     b = write_recording(tmp_path / "b.arrow", ticks={6: {"power_total_w": p * (1 + 1e-3)}})
-    assert diff_recordings(rec_a, b, tolerance=1e-2).identical
-    loose = diff_recordings(rec_a, b, tolerance=1e-4)
+    assert diff_recordings(rec_a, b, only="all", tolerance=1e-2).identical
+    loose = diff_recordings(rec_a, b, only="all", tolerance=1e-4)
     assert not loose.identical and loose.first_divergence is not None and loose.first_divergence.tick == 6
-    assert not diff_recordings(rec_a, b).identical  # default: exact
+    assert not diff_recordings(rec_a, b, only="all").identical  # outcomes default: rel 1e-5
+    assert diff_recordings(rec_a, b).identical  # by default only decisions are judged: the power is summarised
     # ints are compared exactly whatever the tolerance
     c = write_recording(tmp_path / "c.arrow", ticks={6: {"gpus": tick_fields(6)["gpus"] + 1}})
-    assert not diff_recordings(rec_a, c, tolerance=0.5).identical
+    assert not diff_recordings(rec_a, c, only="all", tolerance=0.5).identical
 
 
 def test_tolerance_flag_on_cli(tmp_path: Path, rec_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tick_fields(6)["power_total_w"]
     b = write_recording(tmp_path / "b.arrow", ticks={6: {"power_total_w": p * (1 + 1e-3)}})
-    assert run_cli("diff", str(rec_a), str(b), "--tolerance", "1e-2", capsys=capsys)[0] == 0
-    assert run_cli("diff", str(rec_a), str(b), "--tolerance", "1e-4", capsys=capsys)[0] == 1
+    assert run_cli("diff", str(rec_a), str(b), "--only", "all", "--tolerance", "1e-2", capsys=capsys)[0] == 0
+    assert run_cli("diff", str(rec_a), str(b), "--only", "all", "--tolerance", "1e-4", capsys=capsys)[0] == 1
+    assert run_cli("diff", str(rec_a), str(b), "--only", "all", "--tolerance", "power_total_w=abs:10", capsys=capsys)[0] == 0
+    assert run_cli("diff", str(rec_a), str(b), "--only", "outcomes", "--tolerance", "outcome=rel:1e-2", capsys=capsys)[0] == 0
 
 
 def test_nulls_equal_each_other_but_not_a_value(tmp_path: Path, rec_a: Path) -> None:
     b = write_recording(tmp_path / "b.arrow", ticks={9: {"obs_power_decode_w": None}})
-    report = diff_recordings(rec_a, b, tolerance=0.5)
+    report = diff_recordings(rec_a, b, only="observations", tolerance=0.5)
     assert report.first_divergence is not None
     assert report.first_divergence.fields == [FieldDiff(column="obs_power_decode_w", a=409.0, b=None)]
     c = write_recording(tmp_path / "c.arrow", ticks={9: {"obs_power_decode_w": None}})
@@ -280,27 +287,45 @@ def test_different_lengths_are_reported(tmp_path: Path, rec_a: Path, capsys: pyt
 def test_extra_event_on_one_side(tmp_path: Path, rec_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
     extra = (12, "fault", {"event": "node_down", "detail": "events[1] lost 1 decode"})
     b = write_recording(tmp_path / "b.arrow", events=[*DEFAULT_EVENTS, extra])
-    report = diff_recordings(rec_a, b)
+    report = diff_recordings(rec_a, b, only="all")
     assert not report.identical
     assert report.ticks_differing == 0 and report.first_divergence is None  # seq shifted, ticks did not
     fault = next(k for k in report.events if k.kind == "fault")
     assert (fault.count_a, fault.count_b, fault.differing, fault.only_a, fault.only_b) == (1, 2, 0, 0, 1)
     assert fault.first is not None
-    assert (fault.first.index, fault.first.only_in, fault.first.tick_a, fault.first.tick_b) == (1, "b", None, 12)
+    assert (fault.first.index, fault.first.only_in, fault.first.tick_a, fault.first.tick_b) == (0, "b", None, 12)
     others = [k for k in report.events if k.kind != "fault"]
     assert all(k.differing == k.only_a == k.only_b == 0 for k in others)
-    code, out, _ = run_cli("diff", str(rec_a), str(b), capsys=capsys)
+    code, out, _ = run_cli("diff", str(rec_a), str(b), "--only", "all", capsys=capsys)
     assert code == 1
-    assert "#1 only in B (tick 12)" in out
+    assert "#0 only in B (tick 12)" in out  # the first fault event at tick 12
+    # a fault is a circumstance, not a decision: by default it is summarised
+    code, out, _ = run_cli("diff", str(rec_a), str(b), capsys=capsys)
+    assert code == 0 and "SAME" in out and "fault events differ" in out
 
 
 def test_changed_event_fields(tmp_path: Path, rec_a: Path) -> None:
     changed = [*DEFAULT_EVENTS[:2], (9, "scale", {**DEFAULT_EVENTS[2][2], "target_decode": 2}), DEFAULT_EVENTS[3]]
     b = write_recording(tmp_path / "b.arrow", events=changed)
     scale = next(k for k in diff_recordings(rec_a, b).events if k.kind == "scale")
+    # events align by (tick, kind, order within the tick): the scale-in moved from tick 8 to tick 9
+    assert (scale.differing, scale.only_a, scale.only_b) == (0, 1, 1)
+    assert scale.first is not None and (scale.first.index, scale.first.only_in, scale.first.tick_a) == (0, "a", 8)
+    same_tick = [*DEFAULT_EVENTS[:2], (8, "scale", {**DEFAULT_EVENTS[2][2], "target_decode": 2}), DEFAULT_EVENTS[3]]
+    c = write_recording(tmp_path / "c.arrow", events=same_tick)
+    scale = next(k for k in diff_recordings(rec_a, c).events if k.kind == "scale")
     assert (scale.differing, scale.only_a, scale.only_b) == (1, 0, 0)
-    assert scale.first is not None and (scale.first.index, scale.first.tick_a, scale.first.tick_b) == (1, 8, 9)
-    assert [f.column for f in scale.first.fields] == ["tick", "now_ms", "target_decode"]
+    assert scale.first is not None and (scale.first.index, scale.first.tick_a, scale.first.tick_b) == (0, 8, 8)
+    assert [f.column for f in scale.first.fields] == ["target_decode"]
+
+
+def test_one_missing_event_does_not_shift_the_later_ones(tmp_path: Path, rec_a: Path) -> None:
+    """An event missing at one tick is one event only in A; the same kind at later ticks still aligns."""
+    b = write_recording(tmp_path / "b.arrow", events=DEFAULT_EVENTS[1:])  # the scale-out at tick 3 is gone
+    report = diff_recordings(rec_a, b)
+    scale = next(k for k in report.events if k.kind == "scale")
+    assert (scale.count_a, scale.count_b, scale.differing, scale.only_a, scale.only_b) == (2, 1, 0, 1, 0)
+    assert not report.identical  # a missing scale event is a changed decision
 
 
 # -- metadata -----------------------------------------------------------------------------------
@@ -349,7 +374,11 @@ def test_json_output_parses_and_round_trips(tmp_path: Path, rec_a: Path, capsys:
     assert decode_report(format_json(report)) == report
     assert msgspec.json.decode(msgspec.json.encode(report), type=DiffReport) == report
     assert report.first_divergence is not None
-    assert FieldDiff(column="power_total_w", a=tick_fields(4)["power_total_w"], b="nan") in report.first_divergence.fields
+    assert FieldDiff(column="reason", a="steady", b="x|y") in report.first_divergence.fields
+    assert report.first_divergence.others == ["power_total_w"]  # summarised outcome, named but not shown
+    everything = diff_recordings(rec_a, b, only="all")
+    assert FieldDiff(column="power_total_w", a=tick_fields(4)["power_total_w"], b="nan") in everything.first_divergence.fields
+    assert decode_report(format_json(everything)) == everything
     code, out, _ = run_cli("diff", str(rec_a), str(b), "--format", "json", capsys=capsys)
     assert code == 1
     doc = json.loads(out)
@@ -386,7 +415,8 @@ def test_diff_frames_works_on_dataframes_with_coarser_types(rec_a: Path) -> None
     changed = golden_like.with_columns(
         pl.when(pl.col("tick") == 13).then(pl.lit(1.5)).otherwise(pl.col("gpus")).alias("gpus")
     )
-    report = diff_frames(df, changed)
+    assert diff_frames(df, changed).identical  # gpus is an outcome: summarised by default
+    report = diff_frames(df, changed, only="outcomes")
     assert report.first_divergence is not None and report.first_divergence.tick == 13
     assert report.first_divergence.fields == [FieldDiff(column="gpus", a=float(tick_fields(13)["gpus"]), b=1.5)]
 
@@ -555,13 +585,13 @@ def test_cli_bad_files_exit_2(tmp_path: Path, rec_a: Path, capsys: pytest.Captur
 
 
 def test_cli_subprocess_exit_codes(tmp_path: Path, rec_a: Path) -> None:
-    b = write_recording(tmp_path / "b.arrow", ticks={1: {"gpus": 99}})
+    b = write_recording(tmp_path / "b.arrow", ticks={1: {"target_decode": 99}})
     cmd = [sys.executable, "-m", "replaylib", "diff"]
     same = subprocess.run([*cmd, str(rec_a), str(rec_a)], capture_output=True, text=True, cwd=REPO)
     diff = subprocess.run([*cmd, str(rec_a), str(b)], capture_output=True, text=True, cwd=REPO)
     bad = subprocess.run([*cmd, str(rec_a), str(tmp_path / "nope.arrow")], capture_output=True, text=True, cwd=REPO)
     assert (same.returncode, diff.returncode, bad.returncode) == (0, 1, 2)
-    assert "gpus" in diff.stdout and bad.stderr.startswith("error: ")
+    assert "target_decode" in diff.stdout and bad.stderr.startswith("error: ")
 
 
 def test_diff_of_partial_recording(tmp_path: Path, rec_a: Path) -> None:
@@ -579,20 +609,14 @@ def test_diff_of_partial_recording(tmp_path: Path, rec_a: Path) -> None:
 
 
 def _scenario(tmp_path: Path) -> Path:
-    (tmp_path / "systems").mkdir()
-    shutil.copy(REPO / "systems" / "h100_sxm.yaml", tmp_path / "systems" / "h100_sxm.yaml")
-    (tmp_path / "traces").mkdir()
-    shutil.copy(REPO / "traces" / "tiny.jsonl", tmp_path / "traces" / "tiny.jsonl")
-    path = tmp_path / "scenarios" / "tiny.yaml"
-    path.parent.mkdir()
-    path.write_text(
+    return tiny_scenario(
+        tmp_path,
         "system: h100_sxm\n"
         "trace: {path: ../traces/tiny.jsonl, block_size: 512}\n"
         "fleet: {prefill_workers: 1, decode_workers: 1}\n"
         "planner: {name: sla@1, ttft_ms: 2000, itl_ms: 50}\n"
-        "ticks: 30\n"
+        "ticks: 30\n",
     )
-    return path
 
 
 def test_compare_two_planners(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -604,16 +628,17 @@ def test_compare_two_planners(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "compare", "--scenario", str(scenario), "--planner", "sla@1", "--planner", "sla@1", "--planner", "aic@1",
         "--seed", "3", "--out-dir", str(out_dir), "--format", "json", capsys=capsys,
     )  # fmt: skip
-    assert code == 0, err
+    assert code == 1, err  # aic@1 decides differently from sla@1
     from replaylib.diff.report import decode_compare
 
     report = decode_compare(out)
     assert report.planners[:2] == ["sla@1", "sla@1"] and len(report.diffs) == 2 and len(report.kpis) == 3
-    assert report.diffs[0].identical  # same planner, same seed: byte-identical decisions
+    assert report.diffs[0].exact  # same planner, same seed: byte-identical recordings
+    assert not report.diffs[1].identical
     assert sorted(p.name for p in out_dir.iterdir()) == ["00-sla_1.arrow", "01-sla_1.arrow", "02-aic_1.arrow"]
     assert recording_metadata(out_dir / "02-aic_1.arrow").seed == 3
     code, text, _ = run_cli("compare", "--scenario", str(scenario), "--planner", "sla@1", "--planner", "aic@1", capsys=capsys)
-    assert code == 0 and "=== sla@1 vs aic@1 ===" in text and "KPIs" in text
+    assert code == 1 and "=== sla@1 vs aic@1 ===" in text and "KPIs" in text
 
 
 def test_compare_needs_two_planners(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

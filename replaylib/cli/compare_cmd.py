@@ -15,13 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "compare",
-        help="replay a scenario under several planners; diff each against the first, KPIs side by side",
+        help="replay a scenario under several planners; diff each against the first, KPIs and assertions side by side",
         description="Replay the same scenario (same trace, same seed) once per --planner, print each planner's diff "
-        "against the first one and one KPI table across all of them. Exit status 0 = done, 2 = error.",
+        "against the first one (judged by the scenario's golden: block, then --only / --tolerance), one KPI table "
+        "across all of them and every assertion verdict. Exit status 0 = every planner decides as the first and "
+        "every assertion passes, 1 = a planner decides differently or an assertion fails, 2 = error.",
         epilog=epilog(
             "python -m replaylib compare --scenario g2_load_ramp --planner sla@1 --planner aic@2",
             "python -m replaylib compare --scenario my.yaml --planner aic@2 --planner my_pkg.planners:Mine --format markdown",
-            exits="exit status: 0 compared (whether or not the planners differ), 2 bad input (scenario, planner, usage)",
+            exits="exit status: 0 every planner decides as the first and every assertion passes, 1 a planner decides "
+            "differently or an assertion fails, 2 bad input (scenario, planner, tolerance, usage)",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -29,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--planner", action="append", required=True, metavar="SPEC", dest="planners",
                    help="a planner: name@version (sla@1, aic@1 ...) or pkg.module:Class; give it twice or more")
     p.add_argument("--seed", type=int, default=None, help="seed for every replay (default: the scenario's)")
-    p.add_argument("--out-dir", default=None, metavar="DIR", help="keep the recordings here (default: a temporary folder)")
+    p.add_argument("--out-dir", default=None, metavar="DIR",
+                   help="keep the recordings here, and list them (default: a temporary folder, removed afterwards)")
     add_diff_options(p)
     add_executor_options(p)
     add_search_options(p)
@@ -43,14 +47,16 @@ def run(args: argparse.Namespace) -> int:
         print("error: compare needs at least two --planner", file=sys.stderr)
         return 2
     try:
+        from replaylib.cli.diff_cmd import policy_from
         from replaylib.scenario import load_scenario
 
+        loaded = load_scenario(args.scenario, search=search_path(args))
         report = compare_planners(
-            load_scenario(args.scenario, search=search_path(args)),
+            loaded,
             args.planners,
             seed=args.seed,
             out_dir=args.out_dir,
-            tolerance=args.tolerance,
+            policy=policy_from(args, loaded.scenario),
             columns=args.columns,
             context=args.context,
             log=lambda msg: print(msg, file=sys.stderr),
@@ -64,4 +70,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    return 0
+    return 0 if report.same and report.passed else 1

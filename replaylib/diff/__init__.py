@@ -1,4 +1,4 @@
-"""Comparing recordings: align by tick / event, report the first divergence, counts and KPIs.
+"""Comparing recordings: align by tick / event, judge decisions, summarise the rest, KPIs.
 
 Exports are imported on first use (:mod:`replaylib._lazy`): the CLI can read
 :data:`~replaylib.diff.formats.FORMATS` without importing polars.
@@ -15,15 +15,18 @@ if TYPE_CHECKING:
     from replaylib.diff.engine import IGNORED_BY_DEFAULT, compare_metadata, diff_frames, diff_recordings
     from replaylib.diff.formats import FORMATS
     from replaylib.diff.model import CompareReport, DiffError, DiffReport, MetadataMismatch
-    from replaylib.diff.report import decode_report, format_json, format_markdown, format_text, render, render_compare
+    from replaylib.diff.policy import ComparePolicy, ToleranceError, make_policy, scenario_policy
+    from replaylib.diff.report import decode_report, format_json, format_markdown, format_stat, format_text, render, render_compare
 
 _EXPORTS = {
     "FORMATS": "replaylib.diff.formats",
     "IGNORED_BY_DEFAULT": "replaylib.diff.engine",
     "CompareReport": "replaylib.diff.model",
+    "ComparePolicy": "replaylib.diff.policy",
     "DiffError": "replaylib.diff.model",
     "DiffReport": "replaylib.diff.model",
     "MetadataMismatch": "replaylib.diff.model",
+    "ToleranceError": "replaylib.diff.policy",
     "compare_metadata": "replaylib.diff.engine",
     "compare_planners": "replaylib.diff.compare",
     "decode_report": "replaylib.diff.report",
@@ -31,9 +34,12 @@ _EXPORTS = {
     "diff_recordings": "replaylib.diff.engine",
     "format_json": "replaylib.diff.report",
     "format_markdown": "replaylib.diff.report",
+    "format_stat": "replaylib.diff.report",
     "format_text": "replaylib.diff.report",
+    "make_policy": "replaylib.diff.policy",
     "render": "replaylib.diff.report",
     "render_compare": "replaylib.diff.report",
+    "scenario_policy": "replaylib.diff.policy",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -6,8 +6,11 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from replaylib.diff.engine import diff_recordings
-from replaylib.diff.model import CompareReport, DiffError
+from replaylib.diff.model import AssertionVerdict, CompareReport, DiffError
+from replaylib.diff.policy import ComparePolicy, ToleranceSpec, scenario_policy
 from replaylib.record.reader import recording_metadata
 
 
@@ -24,7 +27,9 @@ def compare_planners(
     *,
     seed: int | None = None,
     out_dir: str | os.PathLike[str] | None = None,
-    tolerance: float = 0.0,
+    only: str | Sequence[str] | None = None,
+    tolerance: ToleranceSpec | None = None,
+    policy: ComparePolicy | None = None,
     columns: Sequence[str] | None = None,
     context: int = 2,
     log: Callable[[str], None] | None = None,
@@ -37,9 +42,11 @@ def compare_planners(
 
     The replays are independent tasks on the sweep machinery's executor
     (``executor``/``jobs``/``scheduler`` as for :func:`replaylib.sweep.run_sweep`;
-    default a local process pool).  Recordings go to ``out_dir`` (kept) or to
-    a temporary folder (removed, and then ``recordings`` is empty).  Planner
-    i >= 1 is diffed against planner 0.
+    default a local process pool).  Recordings go to ``out_dir`` (kept, and listed
+    in ``recordings``) or to a temporary folder (removed; then neither
+    ``recordings`` nor the diffs name any path).  Planner i >= 1 is diffed
+    against planner 0 under ``policy`` (default: the scenario's ``golden:``
+    block, then ``only`` / ``tolerance``).
     """
     from replaylib.scenario import LoadedScenario, load_scenario
     from replaylib.sweep.executors import make_executor
@@ -52,6 +59,8 @@ def compare_planners(
     if out_dir is not None and "://" in os.fspath(out_dir):
         raise DiffError(f"{os.fspath(out_dir)}: compare keeps its recordings in a local folder, not a URL")
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(os.fspath(scenario))  # type: ignore[arg-type]
+    if policy is None:
+        policy = scenario_policy(loaded.scenario, only=only, tolerance=tolerance)
     run_seed = loaded.scenario.seed if seed is None else seed
     with tempfile.TemporaryDirectory(prefix="replaylib-compare-") as tmp:
         store = Store(os.fspath(out_dir) if out_dir is not None else tmp)
@@ -73,8 +82,14 @@ def compare_planners(
         if failed:
             raise DiffError("; ".join(f"replaying {loaded.scenario.name} with {spec} failed: {error}" for spec, error in failed))
         paths = [t.dest for t in tasks]
-        diffs = [diff_recordings(paths[0], p, tolerance=tolerance, columns=columns, context=context) for p in paths[1:]]
+        diffs = [diff_recordings(paths[0], p, policy=policy, columns=columns, context=context) for p in paths[1:]]
+        verdicts = [
+            [AssertionVerdict(index=a.index, description=a.description, passed=a.passed, evidence=a.evidence) for a in o.assertions]
+            for _, o in sorted(outcomes.items())
+        ]
         labels = [recording_metadata(p).planner for p in paths]
+    if out_dir is None:  # the files are gone: do not print their paths
+        diffs = [msgspec.structs.replace(d, path_a=None, path_b=None) for d in diffs]
     kpis = [diffs[0].kpis_a, *(d.kpis_b for d in diffs)]
     return CompareReport(
         scenario=loaded.scenario.name,
@@ -83,6 +98,7 @@ def compare_planners(
         recordings=paths if out_dir is not None else [],
         diffs=diffs,
         kpis=[k for k in kpis if k is not None],
+        assertions=verdicts,
     )
 
 

@@ -12,7 +12,7 @@ from replaylib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from replaylib.record.meta import RecordingError, RecordingMeta
-    from replaylib.record.reader import read_recording, recording_metadata
+    from replaylib.record.reader import read_metadata, read_recording, recording_metadata
     from replaylib.record.schema import ARROW_SCHEMA, ASSERTABLE, FIELDS, KINDS, EventRow
     from replaylib.record.writer import RecordingWriter, partial_path
 
@@ -26,6 +26,7 @@ _EXPORTS = {
     "RecordingMeta": "replaylib.record.meta",
     "RecordingWriter": "replaylib.record.writer",
     "partial_path": "replaylib.record.writer",
+    "read_metadata": "replaylib.record.reader",
     "read_recording": "replaylib.record.reader",
     "recording_metadata": "replaylib.record.reader",
 }

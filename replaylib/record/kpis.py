@@ -29,6 +29,8 @@ first tick's ``Δt`` is its own ``now_ms``: the replay starts at 0):
 - Oscillations: per role, the number of direction reversals of the target
   replica count over tick rows (sign changes between consecutive non-zero
   deltas), summed over prefill and decode.
+- Assertions passed / failed: the ``assertion`` rows by their verdict
+  (``None`` when the recording has no assertion rows).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Kpis(msgspec.Struct, frozen=True, kw_only=True):
     budget_violations: int | None  #: tick rows with power_total_w > budget_w
     scaling_actions: int
     oscillations: int
+    assertions_passed: int | None = None  #: scenario assertions that held (None: none recorded)
+    assertions_failed: int | None = None
     ttft_target_ms: float | None = None  #: from the recording metadata, when given
     itl_target_ms: float | None = None
 
@@ -111,6 +115,8 @@ KPI_SPECS: tuple[KpiSpec, ...] = (
     KpiSpec("budget_violations", "budget violations", "int"),
     KpiSpec("scaling_actions", "scaling actions", "int"),
     KpiSpec("oscillations", "oscillations", "int"),
+    KpiSpec("assertions_passed", "assertions passed", "int"),
+    KpiSpec("assertions_failed", "assertions failed", "int"),
 )
 
 
@@ -137,6 +143,8 @@ class KpiAccumulator:
     def __init__(self) -> None:
         self.ticks = 0
         self.scaling_actions = 0
+        self.verdicts = 0  #: assertion rows
+        self.verdicts_passed = 0
         self._prev_ms: float | None = 0.0  # the replay starts at 0
         self._last: dict[str, Any] = {}
         self._oscillations: int | None = None
@@ -153,6 +161,9 @@ class KpiAccumulator:
         """One recorded row (``kind`` None: a frame without a ``kind`` column, every row a tick)."""
         if kind == "scale":
             self.scaling_actions += 1
+        elif kind == "assertion":
+            self.verdicts += 1
+            self.verdicts_passed += bool(row.get("passed"))
         elif kind is None or kind == "tick":
             self._add_tick(row)
 
@@ -161,7 +172,7 @@ class KpiAccumulator:
         if row.kind == "tick":
             self._add_tick({name: getattr(row, name) for name in TICK_COLUMNS})
         else:
-            self.add(row.kind, {})
+            self.add(row.kind, {"passed": row.passed})
 
     def _add_tick(self, row: Mapping[str, Any]) -> None:
         get = row.get
@@ -241,6 +252,8 @@ class KpiAccumulator:
             budget_violations=self._violations if self._seen["budget_w"] else None,
             scaling_actions=self.scaling_actions,
             oscillations=int(self._oscillations or 0),
+            assertions_passed=self.verdicts_passed if self.verdicts else None,
+            assertions_failed=self.verdicts - self.verdicts_passed if self.verdicts else None,
             ttft_target_ms=ttft_target_ms,
             itl_target_ms=itl_target_ms,
         )
@@ -298,6 +311,9 @@ def accumulate(df: pl.DataFrame) -> KpiAccumulator:
     if has_kind:
         ticks = ticks.filter(pl.col("kind") == "tick")
         acc.scaling_actions = int(df.lazy().filter(pl.col("kind") == "scale").select(pl.len()).collect().item())
+        if "passed" in df.columns:
+            verdicts = df.lazy().filter(pl.col("kind") == "assertion").select(pl.len(), pl.col("passed").fill_null(False).sum()).collect()
+            acc.verdicts, acc.verdicts_passed = (int(x) for x in verdicts.row(0))
     present = [c for c in TICK_COLUMNS if c in df.columns]
     frame = ticks.select(present).collect()
     if "tick" in present and not frame["tick"].is_sorted():  # rows are in seq order: ticks normally ascend already

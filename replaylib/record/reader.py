@@ -50,8 +50,9 @@ def read_recording(path: str | os.PathLike[str]) -> pl.DataFrame:
     return pl.from_arrow(table.replace_schema_metadata(None))  # type: ignore[return-value]
 
 
-def recording_metadata(path: str | os.PathLike[str]) -> RecordingMeta:
-    """The typed schema metadata of a recording."""
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Every key of a recording's schema metadata as strings, in key order (including keys this
+    version does not know, so that diffs show metadata added by newer writers or adapters)."""
     path = os.fspath(path)
     try:
         schema = pa.ipc.open_file(path).schema
@@ -59,8 +60,13 @@ def recording_metadata(path: str | os.PathLike[str]) -> RecordingMeta:
         raise RecordingError(f"{path}: no such recording") from None
     except pa.ArrowInvalid:
         schema = _read_table(path).schema
-    raw = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
-    return parse_metadata(raw, path)
+    return dict(sorted((k.decode(), v.decode()) for k, v in (schema.metadata or {}).items()))
 
 
-__all__ = ["RecordingError", "RecordingMeta", "read_recording", "recording_metadata"]
+def recording_metadata(path: str | os.PathLike[str]) -> RecordingMeta:
+    """The typed schema metadata of a recording."""
+    path = os.fspath(path)
+    return parse_metadata(read_metadata(path), path)
+
+
+__all__ = ["RecordingError", "RecordingMeta", "read_metadata", "read_recording", "recording_metadata"]

@@ -11,6 +11,7 @@ verdict, at the end).  Every row carries ``kind``, ``seq``, ``tick`` and
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 import msgspec
 import pyarrow as pa
@@ -129,6 +130,106 @@ ARROW_SCHEMA = pa.schema(
 ASSERTABLE: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("kind", "seq", "event", "detail", "passed", "ttft_hist", "itl_hist"))
 #: The string-valued ones (only ``==`` and ``!=`` apply).
 STRING_FIELDS: tuple[str, ...] = ("reason", "actuation")
+
+# -- column classes and default tolerances -------------------------------------------------------
+
+
+class ColumnClass(StrEnum):
+    """What a column is about: what the planner decided, what it saw, or what happened."""
+
+    DECISION = "decision"  #: targets, caps, reason, actuation, next tick, the planner's reasoning numbers
+    OBSERVATION = "observation"  #: what the planner saw (after bias, noise, outages)
+    OUTCOME = "outcome"  #: fleet state, latency, power, counters, KPIs
+
+
+class Tolerance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Two numbers are equal when ``|a - b| <= max(abs, rel * max(|a|, |b|))`` (floats only:
+    ints, booleans and strings always compare exactly)."""
+
+    rel: float = 0.0
+    abs: float = 0.0
+
+
+EXACT = Tolerance()
+
+
+class ColumnSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A column's class, its default tolerance, and whether diffs and goldens look at it by default."""
+
+    cls: ColumnClass
+    tolerance: Tolerance
+    compared: bool = True  #: False: left out unless named (row positions, raw histograms)
+
+
+#: Default tolerance of each class.  Decisions compare exactly; observations and outcomes
+#: (judged only when asked for: ``only="all"``) within one unit of a golden's sixth
+#: significant digit, so that a platform's last-bit rounding never flips them.
+CLASS_TOLERANCE: dict[ColumnClass, Tolerance] = {
+    ColumnClass.DECISION: EXACT,
+    ColumnClass.OBSERVATION: Tolerance(rel=1e-5),
+    ColumnClass.OUTCOME: Tolerance(rel=1e-5),
+}
+
+#: The planner's correction factors are ratios of noisy readings to its model: they move with
+#: the measurement noise (a seed change shifts them by several per cent) while the decisions
+#: they feed stay put, so they are compared within 25%.  Everything else uses its class default.
+_ESTIMATE = Tolerance(rel=0.25)
+
+_D, _O, _X = ColumnClass.DECISION, ColumnClass.OBSERVATION, ColumnClass.OUTCOME
+
+#: Every column of :class:`EventRow`, its class and (when not its class default) its tolerance.
+#: A column missing here fails ``tests/test_column_classes.py::test_every_column_has_a_class``.
+COLUMN_CLASSES: dict[str, ColumnClass | tuple[ColumnClass, Tolerance]] = {
+    "kind": _D, "seq": _X, "tick": _D, "now_ms": _X, "t_sched_ms": _D, "fleet_ms": _X,
+    "prefill_active": _O, "prefill_starting": _O, "prefill_draining": _O,
+    "decode_active": _O, "decode_starting": _O, "decode_draining": _O,
+    "target_prefill": _D, "target_decode": _D,
+    "cap_prefill_w": _D, "cap_decode_w": _D, "target_cap_prefill_w": _D, "target_cap_decode_w": _D,
+    "power_prefill_w": _X, "power_decode_w": _X, "obs_power_prefill_w": _O, "obs_power_decode_w": _O,
+    "power_total_w": _X, "projected_w": _D, "projected_w_filled": _D, "budget_w": _O, "budget_clamped": _D,
+    "provisioned_w": _X, "budget_headroom_w": _X, "gpus": _X,
+    "arrivals": _O, "request_rate": _O, "mean_isl": _O, "mean_osl": _O,
+    "predicted_rate": _D, "predicted_isl": _D, "predicted_osl": _D, "prefix_hit_rate": _O,
+    "c_ttft": (_D, _ESTIMATE), "c_itl": (_D, _ESTIMATE), "c_power_p": (_D, _ESTIMATE), "c_power_d": (_D, _ESTIMATE),
+    "ttft_mean_ms": _X, "ttft_p50_ms": _X, "ttft_p99_ms": _X, "ttft_count": _X, "ttft_within_sla": _X,
+    "itl_mean_ms": _X, "itl_p50_ms": _X, "itl_p99_ms": _X, "itl_count": _X, "itl_within_sla": _X,
+    "ttft_hist": _X, "itl_hist": _X, "obs_ttft_ms": _O, "obs_itl_ms": _O,
+    "ttft_violation": _X, "itl_violation": _X,
+    "reason": _D, "actuation": _D, "oscillations": _X,
+    "arrived": _X, "completed": _X, "dropped": _X, "in_flight": _X, "preemptions": _X,
+    "event": _D, "detail": _X, "passed": _X,
+}  # fmt: skip
+
+#: Columns left out of diffs and goldens unless named: row positions shift when one event is
+#: inserted, and the window histograms are summarised by their count / mean / p50 / p99 columns.
+NOT_COMPARED: tuple[str, ...] = ("seq", "ttft_hist", "itl_hist")
+
+#: Row kinds by class: a ``scale``/``cap``/``sweep`` row present on one side only is a changed
+#: decision, a ``fault`` row a changed circumstance, an ``assertion`` row a changed verdict.
+KIND_CLASSES: dict[str, ColumnClass] = {
+    "tick": _D, "scale": _D, "cap": _D, "sweep": _D, "fault": _O, "assertion": _X,
+}  # fmt: skip
+
+
+def _spec(name: str, entry: ColumnClass | tuple[ColumnClass, Tolerance]) -> ColumnSpec:
+    cls, tol = entry if isinstance(entry, tuple) else (entry, CLASS_TOLERANCE[entry])
+    return ColumnSpec(cls=cls, tolerance=tol, compared=name not in NOT_COMPARED)
+
+
+#: The resolved spec of every declared column (class default filled in).
+COLUMN_SPECS: dict[str, ColumnSpec] = {name: _spec(name, entry) for name, entry in COLUMN_CLASSES.items()}
+
+
+def column_spec(name: str) -> ColumnSpec:
+    """The spec of ``name``; a column the schema does not declare (a foreign frame's) is an
+    outcome: reported, never judged unless asked for."""
+    spec = COLUMN_SPECS.get(name)
+    return spec if spec is not None else ColumnSpec(cls=ColumnClass.OUTCOME, tolerance=CLASS_TOLERANCE[ColumnClass.OUTCOME])
+
+
+def columns_of(cls: ColumnClass) -> tuple[str, ...]:
+    """The schema's columns of one class, in column order."""
+    return tuple(f for f in FIELDS if f in COLUMN_SPECS and COLUMN_SPECS[f].cls is cls)
 
 #: A planner's own metadata (its optional ``metadata()`` hook) is recorded under keys with this
 #: prefix, ``planner.<key>`` with ``<key>`` matching :data:`PLANNER_METADATA_KEY`; ``diff`` compares them.

@@ -177,3 +177,15 @@ def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, .
             raise ScenarioError(file_of(("events",)), f"events[{i}].lag_ticks", f"expected at most {MAX_STALE_TICKS}, got {ev.lag_ticks}")
     if p.correction_min > 1 or p.correction_max < 1:
         raise ScenarioError(file_of(("planner",)), "planner.correction_min", "expected correction_min <= 1 <= correction_max")
+    _check_golden(s, file_of)
+
+
+def _check_golden(s: Scenario, file_of: Callable[[tuple[str, ...]], str]) -> None:
+    """``golden:`` names known column classes and columns (the schema's)."""
+    from replaylib.diff.policy import ToleranceError, scenario_policy
+
+    try:
+        scenario_policy(s)
+    except ToleranceError as exc:
+        key = "golden.only" if str(exc).startswith("only") else "golden.tolerance"
+        raise ScenarioError(file_of(("golden",)), key, str(exc).split(": ", 1)[-1]) from None

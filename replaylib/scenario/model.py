@@ -196,6 +196,21 @@ class Assertion(_Strict):
     description: str = ""
 
 
+class ToleranceBounds(_Strict):
+    """``{rel: R, abs: A}``: equal when ``|a - b| <= max(A, R * max(|a|, |b|))``."""
+
+    rel: NonNegF = 0.0
+    abs: NonNegF = 0.0
+
+
+class GoldenConfig(_Strict):
+    """How goldens and ``compare`` judge this scenario's replays (docs/goldens.md): ``only`` the
+    judged column classes, ``tolerance`` one value or ``{all|class|column: value}``."""
+
+    only: str | None = None
+    tolerance: NonNegF | dict[str, NonNegF | ToleranceBounds] | None = None
+
+
 class Scenario(_Strict):
     name: str
     trace: TraceConfig
@@ -208,3 +223,4 @@ class Scenario(_Strict):
     power: PowerConfig = PowerConfig()
     events: list[Event] = []
     assertions: list[Assertion] = []
+    golden: GoldenConfig = GoldenConfig()
