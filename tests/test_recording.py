@@ -29,7 +29,7 @@ from replaylib.record import (
     read_recording,
     recording_metadata,
 )
-from replaylib.record.schema import METADATA_KEYS
+from replaylib.record.schema import METADATA_KEYS, OPTIONAL_METADATA_KEYS
 from replaylib.scenario import load_scenario
 from replaylib.trace import read_trace
 
@@ -118,7 +118,7 @@ def sha256(path: str | Path) -> str:
 def test_metadata_keys_present_and_typed(default_run) -> None:
     loaded, _, out, _ = default_run
     raw = pa.ipc.open_file(out).schema.metadata
-    assert {k.decode() for k in raw} == set(METADATA_KEYS)
+    assert {k.decode() for k in raw} == set(METADATA_KEYS) | set(OPTIONAL_METADATA_KEYS)
     meta = recording_metadata(out)
     assert (meta.planner_name, meta.planner_version, meta.planner) == ("aic", 2, "aic@2")
     assert isinstance(meta.planner_version, int) and isinstance(meta.seed, int) and isinstance(meta.schema_version, int)
@@ -128,6 +128,7 @@ def test_metadata_keys_present_and_typed(default_run) -> None:
     assert meta.systems_sha256 == sha256(REPO / "systems" / "h100_sxm.yaml")
     assert meta.trace_path == "../traces/diurnal_40min.jsonl.gz"  # relative to the scenario: machine-independent
     assert meta.seed == 7  # from scenarios/_base/h100.yaml
+    assert meta.trace_mode == "open_loop"
     assert (meta.system_name, meta.gpus_per_worker) == ("h100_sxm", 2)
     assert (meta.ttft_target_ms, meta.itl_target_ms) == (2000.0, 40.0)
     assert isinstance(meta.ttft_target_ms, float)

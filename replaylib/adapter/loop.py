@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from replaylib import __version__
+from replaylib.errors import ReplaylibError
 from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
@@ -42,6 +43,7 @@ from replaylib.record.schema import SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
 from replaylib.scenario.model import (
+    TRACE_MODES,
     ActuationFault,
     BiasRamp,
     BiasSine,
@@ -54,7 +56,7 @@ from replaylib.scenario.model import (
     PromStale,
 )
 from replaylib.scenario.system import System, system_file_hash
-from replaylib.sim import Fleet, Snapshot
+from replaylib.sim import ClosedLoop, Fleet, Snapshot
 from replaylib.sim.metrics import LatencyStats, RoleCounts
 from replaylib.trace import Request, read_trace
 
@@ -100,15 +102,17 @@ def replay(
     trace: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    trace_mode: str | None = None,
 ) -> ReplayResult:
     """Replay ``loaded`` and write its recording to ``out`` (atomically).
 
     ``planner`` (a spec such as ``aic@1`` / ``pkg.mod:Class``, or a planner
-    object), ``trace`` and ``seed`` override the scenario's own.  An exception
+    object), ``trace``, ``seed`` and ``trace_mode`` (``open_loop`` /
+    ``closed_loop``) override the scenario's own.  An exception
     or interrupt leaves any previous ``out`` untouched and the events recorded
     so far readable in ``out.partial``.
     """
-    run = _Replay(loaded, planner=planner, trace=trace, seed=seed)
+    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, trace_mode=trace_mode)
     writer = RecordingWriter(out, run.metadata())
     try:
         result = run.execute(writer, progress)
@@ -120,7 +124,8 @@ def replay(
 
 
 class _Replay:
-    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None) -> None:
+    def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None,
+                 trace_mode: str | None = None) -> None:
         sc = loaded.scenario
         self.loaded = loaded
         self.scenario = sc
@@ -129,7 +134,13 @@ class _Replay:
         self.trace_path = os.fspath(trace) if trace is not None else loaded.trace_path
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
-        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size)
+        self.trace_mode = sc.trace.mode if trace_mode is None else trace_mode
+        if self.trace_mode not in TRACE_MODES:
+            raise ReplaylibError(f"trace mode must be one of {', '.join(TRACE_MODES)}, got {self.trace_mode!r}")
+        closed = None
+        if self.trace_mode == "closed_loop":
+            closed = ClosedLoop(lookahead_ms=sc.trace.session_lookahead_s * 1000.0, session_timeout_ms=sc.trace.session_timeout_s * 1000.0)
+        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, closed_loop=closed)
         ctx = PlannerContext(
             config=sc.planner,
             system=self.system,
@@ -169,8 +180,11 @@ class _Replay:
         rows: Iterator[Request] = read_trace(self.trace_path, sort=t.sort)
         if t.limit is not None:
             rows = itertools.islice(rows, t.limit)
-        if t.speedup != 1.0:
-            rows = (msgspec.structs.replace(r, timestamp=r.timestamp / t.speedup) for r in rows)
+        if t.speedup != 1.0:  # time runs faster: timestamps and session delays shrink alike
+            rows = (
+                msgspec.structs.replace(r, timestamp=r.timestamp / t.speedup, delay=None if r.delay is None else r.delay / t.speedup)
+                for r in rows
+            )
         return rows
 
     def metadata(self) -> dict[str, str]:
@@ -190,6 +204,7 @@ class _Replay:
             "ttft_target_ms": repr(sc.planner.ttft_ms),
             "itl_target_ms": repr(sc.planner.itl_ms),
             "gpus_per_worker": str(self.gpus_per_worker),
+            "trace_mode": self.trace_mode,
         }
 
     # -- the loop -------------------------------------------------------------------------
@@ -456,6 +471,8 @@ class _Replay:
             oscillations=self.reversals.update({"prefill": d.n_prefill, "decode": d.n_decode}),
             arrived=snap.arrived, completed=snap.completed, dropped=snap.dropped, in_flight=snap.in_flight,
             preemptions=snap.preemptions,
+            turns_held=snap.turns_held if self.trace_mode == "closed_loop" else None,
+            turns_abandoned=snap.turns_abandoned if self.trace_mode == "closed_loop" else None,
         )
 
 

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", help="replay this trace instead of the scenario's")
     p.add_argument("--planner", help="planner spec instead of the scenario's: NAME@VERSION or pkg.module:Class")
     p.add_argument("--seed", type=int, help="seed instead of the scenario's")
+    p.add_argument("--trace-mode", choices=("open_loop", "closed_loop"),
+                   help="replay the trace open loop (every row at its timestamp) or closed loop (a session's next turn "
+                        "waits for its previous turn to complete, plus its delay); default: the scenario's trace.mode")
     p.add_argument("--out", help="recording path (default: recordings/<scenario>__<planner>.arrow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         show = not args.quiet and sys.stderr.isatty()
         bar = _ProgressBar(loaded.scenario.ticks) if show else None
         try:
-            result = replay(loaded, out=out, planner=args.planner, trace=args.trace, seed=args.seed, progress=bar)
+            result = replay(loaded, out=out, planner=args.planner, trace=args.trace, seed=args.seed, progress=bar,
+                            trace_mode=args.trace_mode)
         finally:
             if bar is not None:
                 bar.close()
@@ -58,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"recording {result.path}: {result.rows} events over {result.ticks} ticks"
           + ("" if result.finished else " (stopped at the tick limit)"))
     print(format_kpis(compute_kpis(df, meta), meta))
+    if meta.trace_mode == "closed_loop":
+        last = df.filter(df["kind"] == "tick").tail(1)
+        held, abandoned = last["turns_held"].item(), last["turns_abandoned"].item()
+        print(f"closed loop: session turns abandoned {abandoned:,}, held back at the end {held:,}")
     if result.assertions:
         print("assertions")
         for a in result.assertions:

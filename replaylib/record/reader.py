@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from replaylib.errors import ReplaylibError
-from replaylib.record.schema import FIELDS, METADATA_KEYS
+from replaylib.record.schema import FIELDS, METADATA_KEYS, OPTIONAL_METADATA_KEYS
 
 
 class RecordingError(ReplaylibError):
@@ -31,6 +31,7 @@ class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
     ttft_target_ms: float
     itl_target_ms: float
     gpus_per_worker: int
+    trace_mode: str = "open_loop"  #: "open_loop" | "closed_loop" (absent from schema-1 recordings)
 
     @property
     def planner(self) -> str:
@@ -90,6 +91,7 @@ def recording_metadata(path: str | os.PathLike[str]) -> RecordingMeta:
     if missing:
         raise RecordingError(f"{path}: recording metadata lacks {', '.join(missing)}")
     try:
-        return msgspec.convert({k: raw[k] for k in METADATA_KEYS}, RecordingMeta, strict=False)
+        known = {k: raw[k] for k in (*METADATA_KEYS, *OPTIONAL_METADATA_KEYS) if k in raw}
+        return msgspec.convert(known, RecordingMeta, strict=False)
     except msgspec.ValidationError as exc:
         raise RecordingError(f"{path}: bad recording metadata: {exc}") from None

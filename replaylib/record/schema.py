@@ -16,7 +16,7 @@ import pyarrow as pa
 KINDS = ("tick", "scale", "cap", "fault", "sweep", "assertion")
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
@@ -95,6 +95,9 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     dropped: int | None = None
     in_flight: int | None = None
     preemptions: int | None = None
+    # closed-loop sessions (null in an open-loop replay)
+    turns_held: int | None = None  #: session turns due by the recorded time, waiting for their previous turn
+    turns_abandoned: int | None = None  #: cumulative: session turns never issued (an earlier turn was dropped)
     # non-tick events
     event: str | None = None  #: fault/event type, scale direction, assertion field ...
     detail: str | None = None  #: human-readable detail
@@ -144,3 +147,5 @@ METADATA_KEYS = (
     "itl_target_ms",
     "gpus_per_worker",
 )
+#: Keys a recording may lack (older schema versions); :class:`RecordingMeta` has their defaults.
+OPTIONAL_METADATA_KEYS = ("trace_mode",)
