@@ -47,3 +47,19 @@ class Exploding:
 
     def on_tick(self, obs: Observation) -> Decision:  # pragma: no cover - never constructed
         raise AssertionError
+
+
+class CrashingPlanner(FixedPlanner):
+    """Holds the initial fleet, then raises at tick ``params['crash_at_tick']`` (default 2): a run that fails."""
+
+    name = "crashing"
+    version = 1
+
+    def __init__(self, ctx: PlannerContext) -> None:
+        super().__init__(ctx)
+        self.crash_at = int(ctx.config.params.get("crash_at_tick", 2))
+
+    def on_tick(self, obs: Observation) -> Decision:
+        if obs.tick >= self.crash_at:
+            raise RuntimeError(f"deliberate crash at tick {obs.tick}")
+        return super().on_tick(obs)

@@ -32,6 +32,9 @@ def test_help_lists_every_verb() -> None:
         ("diff", "only-one.arrow"),
         ("generate", "--shape", "square", "-o", "x.jsonl"),
         ("import", "nosuchformat", "src.csv", "-o", "x.jsonl"),
+        ("sweep",),
+        ("sweep", "s.yaml", "--jobs", "0"),
+        ("sweep", "s.yaml", "--executor", "threads"),
     ],
 )
 def test_usage_errors_exit_2_with_a_usage_line(args: tuple[str, ...]) -> None:

@@ -132,6 +132,7 @@ def test_metadata_keys_present_and_typed(default_run) -> None:
     assert (meta.system_name, meta.gpus_per_worker) == ("h100_sxm", 2)
     assert (meta.ttft_target_ms, meta.itl_target_ms) == (2000.0, 40.0)
     assert isinstance(meta.ttft_target_ms, float)
+    assert meta.overrides == {}  # a plain replay overrides nothing
 
 
 def test_seed_and_trace_overrides_reach_the_metadata(tmp_path: Path) -> None:
@@ -421,3 +422,13 @@ def test_read_errors_name_the_path(tmp_path: Path) -> None:
         read_recording(other)
     with pytest.raises(RecordingError, match=f"{other}: recording metadata lacks"):
         recording_metadata(other)
+
+
+def test_replay_kpis_equal_the_kpis_of_the_recording_read_back(default_run) -> None:
+    # the adapter accumulates the KPIs as it records; reading the file back gives the same numbers
+    from replaylib.record.kpis import compute_kpis
+
+    _, result, out, _ = default_run
+    assert result.kpis == compute_kpis(read_recording(out), recording_metadata(out))
+    assert result.meta == recording_metadata(out)
+    assert result.kpis.ticks == result.ticks and result.kpis.completed and result.kpis.gpu_hours

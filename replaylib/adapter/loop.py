@@ -38,7 +38,9 @@ from replaylib.errors import ReplaylibError
 from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
-from replaylib.record.kpis import ReversalCounter
+from replaylib.record.kpis import KpiAccumulator, Kpis
+from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
+from replaylib.record.reversals import ReversalCounter
 from replaylib.record.schema import SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
@@ -80,6 +82,11 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     finished: bool  #: trace drained and fleet idle (False: stopped at the tick limit)
     assertions: tuple[AssertionResult, ...]
+    meta: RecordingMeta  #: the recording's metadata
+    kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
+    #: closed loop, at the last tick: session turns held back and abandoned (None open loop)
+    turns_held: int | None = None
+    turns_abandoned: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -92,6 +99,19 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def planner_context(loaded: LoadedScenario, seed: int) -> PlannerContext:
+    """What the scenario's planner is constructed with (seed: the replay's)."""
+    sc = loaded.scenario
+    return PlannerContext(
+        config=sc.planner,
+        system=loaded.system,
+        initial_prefill=sc.fleet.prefill_workers,
+        initial_decode=sc.fleet.decode_workers,
+        fleet=sc.fleet,
+        seed=seed,
+    )
 
 
 def replay(
@@ -113,9 +133,10 @@ def replay(
     so far readable in ``out.partial``.
     """
     run = _Replay(loaded, planner=planner, trace=trace, seed=seed, trace_mode=trace_mode)
-    writer = RecordingWriter(out, run.metadata())
+    metadata = run.metadata()
+    writer = RecordingWriter(out, metadata)
     try:
-        result = run.execute(writer, progress)
+        result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
     except BaseException:
         writer.abort()
         raise
@@ -141,14 +162,7 @@ class _Replay:
         if self.trace_mode == "closed_loop":
             closed = ClosedLoop(lookahead_ms=sc.trace.session_lookahead_s * 1000.0, session_timeout_ms=sc.trace.session_timeout_s * 1000.0)
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, closed_loop=closed)
-        ctx = PlannerContext(
-            config=sc.planner,
-            system=self.system,
-            initial_prefill=sc.fleet.prefill_workers,
-            initial_decode=sc.fleet.decode_workers,
-            fleet=sc.fleet,
-            seed=self.seed,
-        )
+        ctx = planner_context(loaded, self.seed)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
@@ -204,12 +218,20 @@ class _Replay:
             "ttft_target_ms": repr(sc.planner.ttft_ms),
             "itl_target_ms": repr(sc.planner.itl_ms),
             "gpus_per_worker": str(self.gpus_per_worker),
+            "overrides": encode_overrides(self.loaded.overrides),
             "trace_mode": self.trace_mode,
         }
 
     # -- the loop -------------------------------------------------------------------------
 
-    def execute(self, writer: RecordingWriter, progress: Progress | None) -> ReplayResult:
+    def execute(self, writer: RecordingWriter, progress: Progress | None, meta: RecordingMeta) -> ReplayResult:
+        kpis = KpiAccumulator()
+
+        def record(row: EventRow) -> None:
+            row = msgspec.structs.replace(row, seq=writer.next_seq())
+            writer.append(row)
+            kpis.add_event(row)
+
         limit = self.scenario.ticks
         tick = 0
         t_sched = self.interval_ms
@@ -220,13 +242,13 @@ class _Replay:
             readings = self.overlay.read(snap)
             self.source.push(now, {"power_prefill": readings.power_prefill_w, "power_decode": readings.power_decode_w, "ttft": readings.ttft, "itl": readings.itl})
             for row in self._fire_events(tick, now):
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             counts = self.fleet.worker_counts()  # after node loss/recovery events: what the planner sees
             obs = self._observe(tick, now, snap, counts)
             decision = self._decide(obs, tick)
             rows = self._actuate(tick, now, t_sched, snap, counts, readings, decision)
             for row in rows:
-                writer.append(msgspec.structs.replace(row, seq=writer.next_seq()))
+                record(row)
             tick_row = rows[0]
             fields = msgspec.structs.asdict(tick_row)
             for check in self.checks:
@@ -246,8 +268,8 @@ class _Replay:
             ok, evidence = check.verdict()
             desc = describe(check.assertion)
             results.append(AssertionResult(index=i, description=desc, passed=ok, evidence=evidence))
-            writer.append(
-                EventRow(kind="assertion", seq=writer.next_seq(), tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
+            record(
+                EventRow(kind="assertion", seq=0, tick=tick - 1, now_ms=now, event=check.assertion.field, detail=f"{desc} -- {evidence}", passed=ok)
             )
         return ReplayResult(
             path=writer.path,
@@ -256,6 +278,10 @@ class _Replay:
             rows=writer.next_seq(),
             finished=finished,
             assertions=tuple(results),
+            meta=meta,
+            kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
+            turns_held=tick_row.turns_held,
+            turns_abandoned=tick_row.turns_abandoned,
         )
 
     # -- events ---------------------------------------------------------------------------
@@ -493,4 +519,4 @@ def _portable(path: str, base: str) -> str:
         return path
 
 
-__all__ = ["AssertionResult", "ReplayResult", "replay", "sha256_file"]
+__all__ = ["AssertionResult", "ReplayResult", "planner_context", "replay", "sha256_file"]

@@ -10,6 +10,7 @@ from replaylib.errors import ReplaylibError
 
 def register(sub: argparse._SubParsersAction) -> None:
     from replaylib.cli.diff_cmd import add_diff_options
+    from replaylib.cli.sweep_cmd import add_executor_options
 
     p = sub.add_parser(
         "compare",
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed for every replay (default: the scenario's)")
     p.add_argument("--out-dir", default=None, metavar="DIR", help="keep the recordings here (default: a temporary folder)")
     add_diff_options(p)
+    add_executor_options(p)
     p.set_defaults(func=run)
 
 
@@ -42,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
             columns=args.columns,
             context=args.context,
             log=lambda msg: print(msg, file=sys.stderr),
+            executor=args.executor,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            connect_timeout_s=args.connect_timeout,
         )
         text = render_compare(report, args.format)
     except (ReplaylibError, OSError) as exc:

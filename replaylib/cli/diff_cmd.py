@@ -38,7 +38,7 @@ def context_arg(text: str) -> int:
 
 def add_diff_options(p: argparse.ArgumentParser) -> None:
     """The comparison options ``diff`` and ``compare`` share."""
-    from replaylib.diff import FORMATS
+    from replaylib.diff.formats import FORMATS
 
     p.add_argument("--tolerance", type=tolerance_arg, default=0.0, metavar="REL",
                    help="floats equal within this relative difference (default 0: exact)")

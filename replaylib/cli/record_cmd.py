@@ -34,8 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replaylib.adapter import replay
-    from replaylib.record import read_recording, recording_metadata
-    from replaylib.record.kpis import compute_kpis, format_kpis
+    from replaylib.record.kpis import format_kpis
     from replaylib.scenario import load_scenario
 
     scenario = Path(args.scenario) if args.scenario else default_scenario()
@@ -53,19 +52,16 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        df = read_recording(result.path)
-        meta = recording_metadata(result.path)
     except ReplaylibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    meta = result.meta  # the summary comes from the rows as they were recorded: no read-back
     print(f"scenario {loaded.scenario.name} ({scenario}) | planner {result.planner} | seed {meta.seed}")
     print(f"recording {result.path}: {result.rows} events over {result.ticks} ticks"
           + ("" if result.finished else " (stopped at the tick limit)"))
-    print(format_kpis(compute_kpis(df, meta), meta))
-    if meta.trace_mode == "closed_loop":
-        last = df.filter(df["kind"] == "tick").tail(1)
-        held, abandoned = last["turns_held"].item(), last["turns_abandoned"].item()
-        print(f"closed loop: session turns abandoned {abandoned:,}, held back at the end {held:,}")
+    print(format_kpis(result.kpis, meta))
+    if result.turns_abandoned is not None:
+        print(f"closed loop: session turns abandoned {result.turns_abandoned:,}, held back at the end {result.turns_held:,}")
     if result.assertions:
         print("assertions")
         for a in result.assertions:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 
@@ -14,8 +13,9 @@ from replaylib.record.reader import recording_metadata
 
 def recording_name(index: int, planner: str) -> str:
     """The file a planner's recording is written to: ``00-sla_1.arrow``, ``02-pkg.mod_Mine.arrow`` ..."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", planner).strip("_") or "planner"
-    return f"{index:02d}-{slug}.arrow"
+    from replaylib.sweep.plan import slug
+
+    return f"{index:02d}-{slug(planner)}.arrow"
 
 
 def compare_planners(
@@ -28,27 +28,51 @@ def compare_planners(
     columns: Sequence[str] | None = None,
     context: int = 2,
     log: Callable[[str], None] | None = None,
+    executor: str | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    connect_timeout_s: float = 10.0,
 ) -> CompareReport:
     """Replay ``scenario`` (a path or a ``LoadedScenario``) once per planner spec, same trace and seed.
 
-    Recordings go to ``out_dir`` (kept) or to a temporary folder (removed, and
-    then ``recordings`` is empty).  Planner i >= 1 is diffed against planner 0.
+    The replays are independent tasks on the sweep machinery's executor
+    (``executor``/``jobs``/``scheduler`` as for :func:`replaylib.sweep.run_sweep`;
+    default a local process pool).  Recordings go to ``out_dir`` (kept) or to
+    a temporary folder (removed, and then ``recordings`` is empty).  Planner
+    i >= 1 is diffed against planner 0.
     """
-    from replaylib.adapter import replay
     from replaylib.scenario import LoadedScenario, load_scenario
+    from replaylib.sweep.executors import make_executor
+    from replaylib.sweep.plan import TaskFactory
+    from replaylib.sweep.runner import execute_tasks
+    from replaylib.sweep.storage import Store
 
     if len(planners) < 2:
         raise DiffError(f"compare needs at least two planners, got {len(planners)}")
+    if out_dir is not None and "://" in os.fspath(out_dir):
+        raise DiffError(f"{os.fspath(out_dir)}: compare keeps its recordings in a local folder, not a URL")
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(os.fspath(scenario))  # type: ignore[arg-type]
+    run_seed = loaded.scenario.seed if seed is None else seed
     with tempfile.TemporaryDirectory(prefix="replaylib-compare-") as tmp:
-        directory = os.fspath(out_dir) if out_dir is not None else tmp
-        os.makedirs(directory, exist_ok=True)
-        paths = []
-        for i, spec in enumerate(planners):
-            if log is not None:
-                log(f"replaying {loaded.scenario.name} with {spec}")
-            result = replay(loaded, planner=spec, trace=None, seed=seed, out=os.path.join(directory, recording_name(i, spec)), progress=None)
-            paths.append(result.path)
+        store = Store(os.fspath(out_dir) if out_dir is not None else tmp)
+        store.makedirs()
+        factory = TaskFactory(loaded.path)
+        tasks = [
+            factory.task(i, loaded, spec, run_seed, store, dest=store.join(recording_name(i, spec)), reuse=False)
+            for i, spec in enumerate(planners)
+        ]
+        engine = make_executor(executor, jobs=jobs, scheduler=scheduler, connect_timeout_s=connect_timeout_s)
+        try:
+            outcomes = execute_tasks(
+                tasks, engine,
+                on_outcome=None if log is None else lambda o: log(f"replayed {loaded.scenario.name} with {planners[o.index]}"),
+            )  # fmt: skip
+        finally:
+            engine.close()
+        failed = [(planners[i], o.error) for i, o in sorted(outcomes.items()) if o.error is not None]
+        if failed:
+            raise DiffError("; ".join(f"replaying {loaded.scenario.name} with {spec} failed: {error}" for spec, error in failed))
+        paths = [t.dest for t in tasks]
         diffs = [diff_recordings(paths[0], p, tolerance=tolerance, columns=columns, context=context) for p in paths[1:]]
         labels = [recording_metadata(p).planner for p in paths]
     kpis = [diffs[0].kpis_a, *(d.kpis_b for d in diffs)]

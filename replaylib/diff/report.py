@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import msgspec
 
 from replaylib.diff.engine import IGNORED_BY_DEFAULT
+from replaylib.diff.formats import FORMATS
 from replaylib.diff.model import CompareReport, DiffError, DiffReport, KindDiff, KpiRow, TickSpan, Value
 from replaylib.record.kpis import KPI_SPECS, Kpis, format_value
-
-FORMATS: tuple[str, ...] = ("text", "json", "markdown")
 
 _CELL_MAX = 48  # characters of a string cell shown in text / markdown
 

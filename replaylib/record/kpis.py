@@ -1,10 +1,13 @@
-"""Key performance indicators of one recording, computed with polars expressions.
+"""Key performance indicators of one recording.
 
-Every KPI is derived from the tick rows (plus the number of ``scale`` rows), so
-it works on a recording read back with :func:`read_recording` as well as on a
-DataFrame rebuilt from a text golden.  Missing columns are treated as all-null
-and a KPI whose inputs are all null is ``None``, never a fake 0 (a replay
-without a power budget has no budget KPIs).  A NaN reading counts as missing.
+Every KPI is derived from the tick rows (plus the number of ``scale`` rows), in
+one place, :class:`KpiAccumulator`: the adapter feeds it the rows as it records
+them (a replay knows its KPIs without reading its file back or importing
+polars), and :func:`compute_kpis` feeds it a recording read back with
+:func:`read_recording` or a DataFrame rebuilt from a text golden.  Missing
+columns are treated as all-null and a KPI whose inputs are all null is
+``None``, never a fake 0 (a replay without a power budget has no budget KPIs).
+A NaN reading counts as missing.
 
 Definitions (``Δt`` of a tick = its ``now_ms`` minus the previous tick's; the
 first tick's ``Δt`` is its own ``now_ms``: the replay starts at 0):
@@ -31,18 +34,20 @@ first tick's ``Δt`` is its own ``now_ms``: the replay starts at 0):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import polars as pl
 
-from replaylib.record.reader import RecordingError, RecordingMeta
-from replaylib.record.schema import ARROW_SCHEMA
+from replaylib.record.meta import RecordingError, RecordingMeta
+from replaylib.record.reversals import ReversalCounter
+from replaylib.record.schema import EventRow
 from replaylib.sim.metrics import GAMMA
 
-_MS_PER_HOUR = 3_600_000.0
+if TYPE_CHECKING:
+    import polars as pl
 
-#: The recording schema as polars dtypes.
-POLARS_SCHEMA: pl.Schema = pl.from_arrow(ARROW_SCHEMA.empty_table()).schema  # type: ignore[union-attr]
+_MS_PER_HOUR = 3_600_000.0
 
 
 class Kpis(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,7 +113,10 @@ KPI_SPECS: tuple[KpiSpec, ...] = (
     KpiSpec("oscillations", "oscillations", "int"),
 )
 
-_TICK_COLUMNS = (
+
+
+#: The tick-row columns the KPIs read.
+TICK_COLUMNS: tuple[str, ...] = (
     "tick", "now_ms", "gpus", "power_total_w", "budget_w",
     "ttft_count", "ttft_within_sla", "itl_count", "itl_within_sla",
     "oscillations", "arrived", "completed", "dropped", "in_flight",
@@ -116,199 +124,187 @@ _TICK_COLUMNS = (
 )  # fmt: skip
 
 
+class KpiAccumulator:
+    """The KPIs of a recording, accumulated row by row in recording order (the one place the formulas live).
+
+    The adapter feeds it every row as it records them, so a replay knows its
+    KPIs without reading the file back (and without polars);
+    :func:`compute_kpis` feeds it the rows of a recording read back.  Memory is
+    bounded by the number of distinct histogram buckets, not by the length of
+    the replay.  Tick rows must come in tick order.
+    """
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.scaling_actions = 0
+        self._prev_ms: float | None = 0.0  # the replay starts at 0
+        self._last: dict[str, Any] = {}
+        self._oscillations: int | None = None
+        self._sums: dict[str, list[float]] = {"gpu_ms": [], "energy": [], "powered_ms": []}
+        self._counts = {"ttft_count": 0, "ttft_within_sla": 0, "itl_count": 0, "itl_within_sla": 0}
+        self._seen = {"gpus": False, "power_total_w": False, "budget_w": False}
+        self._power_peak: float | None = None
+        self._budget_peak: float | None = None
+        self._ratio_peak: float | None = None
+        self._violations = 0
+        self._hist: dict[str, dict[int, int]] = {"ttft_hist": {}, "itl_hist": {}}
+
+    def add(self, kind: str | None, row: Mapping[str, Any]) -> None:
+        """One recorded row (``kind`` None: a frame without a ``kind`` column, every row a tick)."""
+        if kind == "scale":
+            self.scaling_actions += 1
+        elif kind is None or kind == "tick":
+            self._add_tick(row)
+
+    def add_event(self, row: EventRow) -> None:
+        """One :class:`~replaylib.record.schema.EventRow`, as the adapter appends it."""
+        if row.kind == "tick":
+            self._add_tick({name: getattr(row, name) for name in TICK_COLUMNS})
+        else:
+            self.add(row.kind, {})
+
+    def _add_tick(self, row: Mapping[str, Any]) -> None:
+        get = row.get
+        self.ticks += 1
+        now = _num(get("now_ms"))
+        dt = None if now is None or self._prev_ms is None else now - self._prev_ms
+        self._prev_ms = now
+        for name in ("now_ms", "arrived", "completed", "dropped", "in_flight"):
+            self._last[name] = _num(get(name))
+        osc = get("oscillations")
+        if osc is not None:
+            self._oscillations = osc
+        for name in self._counts:
+            value = get(name)
+            if value is not None:
+                self._counts[name] += value
+        gpus, power, budget = _num(get("gpus")), _num(get("power_total_w")), _num(get("budget_w"))
+        for name, value in (("gpus", gpus), ("power_total_w", power), ("budget_w", budget)):
+            self._seen[name] = self._seen[name] or value is not None
+        if gpus is not None and dt is not None:
+            self._sums["gpu_ms"].append(gpus * dt)
+        if power is not None:
+            self._power_peak = power if self._power_peak is None else max(self._power_peak, power)
+            if dt is not None:
+                self._sums["energy"].append(power * dt)
+                self._sums["powered_ms"].append(dt)
+        if budget is not None:
+            self._budget_peak = budget if self._budget_peak is None else max(self._budget_peak, budget)
+            if power is not None:
+                if budget > 0:
+                    ratio = power / budget
+                    self._ratio_peak = ratio if self._ratio_peak is None else max(self._ratio_peak, ratio)
+                if power > budget:
+                    self._violations += 1
+        for name, merged in self._hist.items():
+            flat = get(name)
+            if not flat:
+                continue
+            if len(flat) % 2:
+                raise RecordingError(f"{name} of tick {get('tick')} has an odd number of values; expected bucket, count pairs")
+            values = [v for v in flat if v is not None]
+            for bucket, n in zip(values[::2], values[1::2], strict=False):
+                merged[bucket] = merged.get(bucket, 0) + n
+
+    def histogram(self, column: str) -> list[tuple[int, int]]:
+        """The merged histogram ``column`` (``ttft_hist`` / ``itl_hist``): (bucket, count) in bucket order."""
+        return sorted(self._hist[column].items())
+
+    def result(self, *, ttft_target_ms: float | None = None, itl_target_ms: float | None = None) -> Kpis:
+        c, sums = self._counts, self._sums
+        ttft = _ratio(c["ttft_within_sla"], c["ttft_count"])
+        itl = _ratio(c["itl_within_sla"], c["itl_count"])
+        energy_wms = math.fsum(sums["energy"])
+        now = self._last.get("now_ms")
+        ttft_q = _quantiles(self.histogram("ttft_hist"))
+        itl_q = _quantiles(self.histogram("itl_hist"))
+        return Kpis(
+            ticks=self.ticks,
+            duration_s=None if now is None else float(now) / 1000.0,
+            arrived=self._last.get("arrived"),
+            completed=self._last.get("completed"),
+            dropped=self._last.get("dropped"),
+            in_flight=self._last.get("in_flight"),
+            ttft_attainment=ttft,
+            itl_attainment=itl,
+            sla_attainment=min((x for x in (ttft, itl) if x is not None), default=None),
+            ttft_p50_ms=ttft_q[0],
+            ttft_p99_ms=ttft_q[1],
+            itl_p50_ms=itl_q[0],
+            itl_p99_ms=itl_q[1],
+            gpu_hours=math.fsum(sums["gpu_ms"]) / _MS_PER_HOUR if self._seen["gpus"] else None,
+            energy_kwh=energy_wms / _MS_PER_HOUR / 1000.0 if self._seen["power_total_w"] else None,
+            power_peak_w=None if self._power_peak is None else float(self._power_peak),
+            power_mean_w=_ratio(energy_wms, math.fsum(sums["powered_ms"])) if self._seen["power_total_w"] else None,
+            budget_peak_w=None if self._budget_peak is None else float(self._budget_peak),
+            power_budget_peak_ratio=self._ratio_peak,
+            budget_violations=self._violations if self._seen["budget_w"] else None,
+            scaling_actions=self.scaling_actions,
+            oscillations=int(self._oscillations or 0),
+            ttft_target_ms=ttft_target_ms,
+            itl_target_ms=itl_target_ms,
+        )
+
+
+def _num(value: Any) -> Any:
+    """A reading as the KPIs see it: NaN counts as missing."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num) / den if den > 0 else None
+
+
+def _quantiles(hist: list[tuple[int, int]], qs: tuple[float, ...] = (0.5, 0.99)) -> tuple[float | None, ...]:
+    """Nearest-rank quantiles of a merged histogram, as ``LatencyStats.quantile`` finds them, at the bucket's value."""
+    total = sum(n for _, n in hist)
+    out: list[float | None] = []
+    for q in qs:
+        rank = max(float(math.ceil(float(total) * q)), 1.0)
+        seen = 0
+        value = None
+        for bucket, n in hist:
+            seen += n
+            if seen >= rank:
+                value = GAMMA ** (bucket - 0.5)
+                break
+        out.append(value)
+    return tuple(out)
+
+
 def compute_kpis(df: pl.DataFrame, meta: RecordingMeta | None = None) -> Kpis:
     """The KPIs of the recording ``df`` (as from :func:`read_recording`); ``meta`` adds the SLA targets."""
-    ticks = _tick_frame(df)
-    _check_pairs(ticks, ("ttft_hist", "itl_hist"))
-    lazy = ticks.lazy()
-    scalars_lf = lazy.select(
-        pl.len().alias("ticks"),
-        *_duration_exprs(),
-        *_last_exprs(),
-        *_attainment_exprs(),
-        *_energy_exprs(),
-        *_budget_exprs(),
-        pl.col("oscillations").drop_nulls().last().alias("oscillations"),
-    )
-    scale_lf = df.lazy().filter(pl.col("kind") == "scale") if "kind" in df.columns else df.lazy().head(0)
-    frames = pl.collect_all(
-        [
-            scalars_lf,
-            scale_lf.select(pl.len().alias("n")),
-            _quantile_buckets(_merged(lazy, ticks.schema, "ttft_hist")),
-            _quantile_buckets(_merged(lazy, ticks.schema, "itl_hist")),
-        ]
-    )
-    scalars = frames[0].row(0, named=True)
-    ttft, itl = (tuple(None if b is None else GAMMA ** (b - 0.5) for b in f.row(0)) for f in frames[2:])
-    return Kpis(
-        ticks=int(scalars["ticks"]),
-        duration_s=scalars["duration_s"],
-        arrived=scalars["arrived"],
-        completed=scalars["completed"],
-        dropped=scalars["dropped"],
-        in_flight=scalars["in_flight"],
-        ttft_attainment=scalars["ttft_attainment"],
-        itl_attainment=scalars["itl_attainment"],
-        sla_attainment=scalars["sla_attainment"],
-        ttft_p50_ms=ttft[0],
-        ttft_p99_ms=ttft[1],
-        itl_p50_ms=itl[0],
-        itl_p99_ms=itl[1],
-        gpu_hours=scalars["gpu_hours"],
-        energy_kwh=scalars["energy_kwh"],
-        power_peak_w=scalars["power_peak_w"],
-        power_mean_w=scalars["power_mean_w"],
-        budget_peak_w=scalars["budget_peak_w"],
-        power_budget_peak_ratio=scalars["power_budget_peak_ratio"],
-        budget_violations=scalars["budget_violations"],
-        scaling_actions=int(frames[1].item()),
-        oscillations=int(scalars["oscillations"] or 0),
+    return accumulate(df).result(
         ttft_target_ms=meta.ttft_target_ms if meta is not None else None,
         itl_target_ms=meta.itl_target_ms if meta is not None else None,
     )
 
 
-# -- the tick frame ---------------------------------------------------------------------------
-
-
-def _tick_frame(df: pl.DataFrame) -> pl.DataFrame:
-    """Tick rows in tick order, with every column the KPIs read (missing ones all-null) and ``dt_ms``."""
-    lf = df.lazy()
-    if "kind" in df.columns:
-        lf = lf.filter(pl.col("kind") == "tick")
-    missing = [pl.lit(None, dtype=POLARS_SCHEMA[name]).alias(name) for name in _TICK_COLUMNS if name not in df.columns]
-    if missing:
-        lf = lf.with_columns(missing)
-    ticks = lf.select(_TICK_COLUMNS).collect()
-    if not ticks["tick"].is_sorted():  # rows are in recording (seq) order: ticks normally ascend already
-        ticks = ticks.sort("tick", maintain_order=True, nulls_last=True)
-    return ticks.with_columns(pl.col(pl.Float64, pl.Float32).fill_nan(None)).with_columns(  # NaN counts as missing
-        (pl.col("now_ms") - pl.col("now_ms").shift(1, fill_value=0.0)).alias("dt_ms")
-    )
-
-
-# -- scalar KPIs -------------------------------------------------------------------------------
-
-
-def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
-    return pl.when(den > 0).then(num.cast(pl.Float64) / den).otherwise(None)
-
-
-def _if_any(column: str, value: pl.Expr) -> pl.Expr:
-    """``value``, or null when ``column`` is null on every tick row."""
-    return pl.when(pl.col(column).is_not_null().any()).then(value).otherwise(None)
-
-
-def _duration_exprs() -> list[pl.Expr]:
-    return [(pl.col("now_ms").last().cast(pl.Float64) / 1000.0).alias("duration_s")]
-
-
-def _last_exprs() -> list[pl.Expr]:
-    return [pl.col(c).last().alias(c) for c in ("arrived", "completed", "dropped", "in_flight")]
-
-
-def _attainment_exprs() -> list[pl.Expr]:
-    ttft = _ratio(pl.col("ttft_within_sla").sum(), pl.col("ttft_count").sum())
-    itl = _ratio(pl.col("itl_within_sla").sum(), pl.col("itl_count").sum())
-    return [
-        ttft.alias("ttft_attainment"),
-        itl.alias("itl_attainment"),
-        pl.min_horizontal(ttft, itl).alias("sla_attainment"),
-    ]
-
-
-def _energy_exprs() -> list[pl.Expr]:
-    dt = pl.col("dt_ms")
-    power = pl.col("power_total_w")
-    powered_ms = dt.filter(power.is_not_null()).sum()
-    return [
-        _if_any("gpus", (pl.col("gpus") * dt).sum() / _MS_PER_HOUR).alias("gpu_hours"),
-        _if_any("power_total_w", (power * dt).sum() / _MS_PER_HOUR / 1000.0).alias("energy_kwh"),
-        power.max().cast(pl.Float64).alias("power_peak_w"),
-        _if_any("power_total_w", _ratio((power * dt).sum(), powered_ms)).alias("power_mean_w"),
-    ]
-
-
-def _budget_exprs() -> list[pl.Expr]:
-    power, budget = pl.col("power_total_w"), pl.col("budget_w")
-    ratio = pl.when(budget > 0).then(power / budget).otherwise(None)
-    return [
-        budget.max().cast(pl.Float64).alias("budget_peak_w"),
-        ratio.max().alias("power_budget_peak_ratio"),
-        _if_any("budget_w", (power > budget).sum()).cast(pl.Int64).alias("budget_violations"),
-    ]
-
-
-class ReversalCounter:
-    """Oscillations: direction reversals of the replica targets, counted tick by tick.
-
-    Per role, a reversal is a non-zero change of the target whose sign is the
-    opposite of the previous non-zero change; the count is summed over roles.
-    The adapter records the running count in every tick row (``oscillations``),
-    so assertions can use it and the KPI is the last tick's value.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[str, int] = {}
-        self._sign: dict[str, int] = {}
-        self.count = 0
-
-    def update(self, targets: dict[str, int]) -> int:
-        for role, n in targets.items():
-            prev = self._last.get(role)
-            self._last[role] = n
-            if prev is None or n == prev:
-                continue
-            sign = 1 if n > prev else -1
-            if self._sign.get(role, sign) != sign:
-                self.count += 1
-            self._sign[role] = sign
-        return self.count
-
-
-# -- histogram quantiles ----------------------------------------------------------------------
-
-
-def _check_pairs(ticks: pl.DataFrame, columns: tuple[str, ...]) -> None:
-    """Raise :class:`RecordingError` for a histogram that is not ``[bucket, count, ...]`` pairs."""
-    lists = [c for c in columns if isinstance(ticks.schema[c], pl.List)]
-    if not lists:
-        return
-    odd = ticks.select((pl.col(c).list.len() % 2 == 1).any() for c in lists).row(0)
-    for column, bad in zip(lists, odd, strict=True):
-        if bad:
-            tick = ticks.filter(pl.col(column).list.len() % 2 == 1)["tick"][0]
-            raise RecordingError(f"{column} of tick {tick} has an odd number of values; expected bucket, count pairs")
-
-
-def _merged(ticks: pl.LazyFrame, schema: pl.Schema, column: str) -> pl.LazyFrame:
-    if not isinstance(schema[column], pl.List):
-        return pl.LazyFrame(schema={"bucket": pl.Int64, "count": pl.Int64})
-    # Every list holds whole pairs (see _check_pairs), so the flattened values alternate bucket, count.
-    flat = pl.col(column).explode().drop_nulls()
-    return (
-        ticks.select(flat.gather_every(2).alias("bucket"), flat.gather_every(2, offset=1).alias("count"))
-        .group_by("bucket")
-        .agg(pl.col("count").sum())
-        .sort("bucket")
-    )
-
-
 def merged_histogram(ticks: pl.DataFrame, column: str) -> pl.DataFrame:
     """The replay's histogram ``column`` merged over tick rows ``ticks``: (bucket, count), in bucket order."""
-    _check_pairs(ticks, (column,))
-    return _merged(ticks.lazy(), ticks.schema, column).collect()
+    import polars as pl
+
+    hist = accumulate(ticks).histogram(column)
+    return pl.DataFrame({"bucket": [b for b, _ in hist], "count": [n for _, n in hist]}, schema={"bucket": pl.Int64, "count": pl.Int64})
 
 
-def _quantile_buckets(hist: pl.LazyFrame, qs: tuple[float, ...] = (0.5, 0.99)) -> pl.LazyFrame:
-    """The buckets holding the nearest-rank quantiles ``qs``, as ``LatencyStats.quantile`` finds them."""
-    total = pl.col("count").sum()
-    seen = pl.col("count").cum_sum()
-    return hist.select(
-        pl.col("bucket").filter(seen >= (total.cast(pl.Float64) * q).ceil().clip(lower_bound=1.0)).first().alias(f"q{i}")
-        for i, q in enumerate(qs)
-    )
+def accumulate(df: pl.DataFrame) -> KpiAccumulator:
+    """A :class:`KpiAccumulator` fed every row of ``df`` (tick rows in tick order; missing columns all-null)."""
+    import polars as pl
+
+    acc = KpiAccumulator()
+    has_kind = "kind" in df.columns
+    ticks = df.lazy()
+    if has_kind:
+        ticks = ticks.filter(pl.col("kind") == "tick")
+        acc.scaling_actions = int(df.lazy().filter(pl.col("kind") == "scale").select(pl.len()).collect().item())
+    present = [c for c in TICK_COLUMNS if c in df.columns]
+    frame = ticks.select(present).collect()
+    if "tick" in present and not frame["tick"].is_sorted():  # rows are in seq order: ticks normally ascend already
+        frame = frame.sort("tick", maintain_order=True, nulls_last=True)
+    for row in frame.iter_rows(named=True):
+        acc.add("tick", row)
+    return acc
 
 
 # -- formatting --------------------------------------------------------------------------------
@@ -358,4 +354,16 @@ def format_kpis(kpis: Kpis, meta: RecordingMeta | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["KPI_SPECS", "POLARS_SCHEMA", "KpiSpec", "Kpis", "compute_kpis", "format_kpis", "format_value", "merged_histogram"]
+__all__ = [
+    "KPI_SPECS",
+    "TICK_COLUMNS",
+    "KpiAccumulator",
+    "KpiSpec",
+    "Kpis",
+    "ReversalCounter",
+    "accumulate",
+    "compute_kpis",
+    "format_kpis",
+    "format_value",
+    "merged_histogram",
+]

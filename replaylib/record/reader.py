@@ -4,38 +4,11 @@ from __future__ import annotations
 
 import os
 
-import msgspec
 import polars as pl
 import pyarrow as pa
 
-from replaylib.errors import ReplaylibError
-from replaylib.record.schema import FIELDS, METADATA_KEYS, OPTIONAL_METADATA_KEYS
-
-
-class RecordingError(ReplaylibError):
-    """A file that is not a replaylib recording, or a damaged one."""
-
-
-class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
-    replaylib_version: str
-    schema_version: int
-    planner_name: str
-    planner_version: int
-    scenario_name: str
-    scenario_hash: str
-    trace_path: str
-    trace_sha256: str
-    systems_sha256: str
-    system_name: str
-    seed: int
-    ttft_target_ms: float
-    itl_target_ms: float
-    gpus_per_worker: int
-    trace_mode: str = "open_loop"  #: "open_loop" | "closed_loop" (absent from schema-1 recordings)
-
-    @property
-    def planner(self) -> str:
-        return f"{self.planner_name}@{self.planner_version}"
+from replaylib.record.meta import RecordingError, RecordingMeta, parse_metadata
+from replaylib.record.schema import FIELDS
 
 
 def _read_table(path: str) -> pa.Table:
@@ -87,11 +60,7 @@ def recording_metadata(path: str | os.PathLike[str]) -> RecordingMeta:
     except pa.ArrowInvalid:
         schema = _read_table(path).schema
     raw = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
-    missing = [k for k in METADATA_KEYS if k not in raw]
-    if missing:
-        raise RecordingError(f"{path}: recording metadata lacks {', '.join(missing)}")
-    try:
-        known = {k: raw[k] for k in (*METADATA_KEYS, *OPTIONAL_METADATA_KEYS) if k in raw}
-        return msgspec.convert(known, RecordingMeta, strict=False)
-    except msgspec.ValidationError as exc:
-        raise RecordingError(f"{path}: bad recording metadata: {exc}") from None
+    return parse_metadata(raw, path)
+
+
+__all__ = ["RecordingError", "RecordingMeta", "read_recording", "recording_metadata"]

@@ -147,5 +147,6 @@ METADATA_KEYS = (
     "itl_target_ms",
     "gpus_per_worker",
 )
-#: Keys a recording may lack (older schema versions); :class:`RecordingMeta` has their defaults.
-OPTIONAL_METADATA_KEYS = ("trace_mode",)
+#: Keys a recording may carry besides those (absent in older recordings): ``overrides`` (JSON, sorted keys),
+#: ``trace_mode`` (``open_loop`` / ``closed_loop``).
+OPTIONAL_METADATA_KEYS = ("overrides", "trace_mode")
