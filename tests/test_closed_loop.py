@@ -247,6 +247,9 @@ def test_trace_mode_flag_overrides_the_scenario(tmp_path: Path) -> None:
     closed = _record(tmp_path, "closed", "--scenario", str(SCENARIO))
     assert closed.returncode == 0, closed.stdout
     assert "closed loop: session turns abandoned 0" in closed.stdout
+    shown = subprocess.run([sys.executable, "-m", "replaylib", "show", str(tmp_path / "closed.arrow")],
+                           cwd=REPO, capture_output=True, text=True, check=False)
+    assert "closed loop: session turns abandoned 0, held back at the end 0" in shown.stdout  # read back: the same
     a = read_recording(tmp_path / "open.arrow").filter(kind="tick")
     b = read_recording(tmp_path / "closed.arrow").filter(kind="tick")
     assert b["now_ms"].max() > a["now_ms"].max()  # closed loop the replay runs longer

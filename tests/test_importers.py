@@ -30,7 +30,6 @@ from replaylib.trace.importers.blocks import Reblocker
 from replaylib.trace.stats import trace_stats
 
 REPO = Path(__file__).resolve().parents[1]
-AZURE_REAL = Path(__file__).parents[2] / "shared" / "traces" / "azure_llm_2023_code.csv"
 AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
 BURST_HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"
 
@@ -97,9 +96,8 @@ def test_azure_2024_zone_offsets_and_whitespace_fallback(tmp_path: Path) -> None
 
 
 @pytest.mark.shared_trace
-def test_azure_real_trace(tmp_path: Path) -> None:
-    if not AZURE_REAL.exists():
-        pytest.skip(f"real trace not available: {AZURE_REAL} (the shared traces live beside the repo)")
+def test_azure_real_trace(tmp_path: Path, azure_code_trace: Path) -> None:
+    AZURE_REAL = azure_code_trace  # noqa: N806
     with AZURE_REAL.open(newline="") as fh:
         table = list(csv.DictReader(fh))
     # 8,819 data rows: `wc -l` prints 8,819 because the last row has no trailing newline.
@@ -277,10 +275,8 @@ def test_mooncake_bad_line_names_line_and_field(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared_trace
-def test_mooncake_shared_real_trace_roundtrips(tmp_path: Path) -> None:
-    real = AZURE_REAL.parent / "mooncake_conversation_trace.jsonl"
-    if not real.exists():
-        pytest.skip(f"real trace not available: {real}")
+def test_mooncake_shared_real_trace_roundtrips(tmp_path: Path, mooncake_trace: Path) -> None:
+    real = mooncake_trace
     import_trace("mooncake", real, tmp_path / "m.jsonl")
     assert (tmp_path / "m.jsonl").read_bytes() == _canonical(real, tmp_path)
 
@@ -620,9 +616,8 @@ def test_imported_traces_replay_through_the_default_scenario(tmp_path: Path) -> 
 
 
 @pytest.mark.shared_trace
-def test_real_azure_trace_replays_through_the_default_scenario(tmp_path: Path) -> None:
-    if not AZURE_REAL.exists():
-        pytest.skip(f"real trace not available: {AZURE_REAL} (the shared traces live beside the repo)")
+def test_real_azure_trace_replays_through_the_default_scenario(tmp_path: Path, azure_code_trace: Path) -> None:
+    AZURE_REAL = azure_code_trace  # noqa: N806
     out = tmp_path / "azure.jsonl"
     report = import_trace("azure", AZURE_REAL, out)
     result, last = _replay_imported(out, tmp_path)

@@ -311,11 +311,12 @@ def test_record_without_arguments_runs_the_default_scenario(default_run, tmp_pat
     written = tmp_path / "recordings" / "default__aic_v2.arrow"
     assert written.read_bytes() == default_out.read_bytes()  # same inputs, same bytes as the library call
     lines = out.splitlines()
-    assert lines[0].startswith("scenario default (") and "planner aic@2" in lines[0] and "seed 7" in lines[0]
-    assert "41 ticks" in lines[1] and "stopped" not in lines[1]
+    assert lines[0] == "PASS 4/4 assertions | SLA attainment 76.81% (TTFT 76.81%, ITL 90.91%) | budget kept: peak 59.7% of 6,000 W"
+    assert lines[1].startswith("scenario default (") and "planner aic@2" in lines[1] and "seed 7" in lines[1]
+    assert "41 ticks" in lines[2] and "stopped" not in lines[2]
     assert any(line.split() == ["requests", "arrived", "4,640"] for line in lines)
     assert any(line.strip().startswith("SLA attainment") for line in lines)
-    passes = [line for line in lines if line.strip().startswith("PASS")]
+    passes = [line for line in lines if line.startswith("  PASS")]
     assert len(passes) == 4 and not any("FAIL" in line for line in lines)
     assert err == ""  # not a TTY: no progress bar
 
@@ -325,7 +326,7 @@ def test_record_planner_override(default_run, tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "sla.arrow"
     assert main(["record", "--scenario", str(DEFAULT), "--planner", "sla@1", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "planner sla@1" in text.splitlines()[0] and "aic" not in text
+    assert "planner sla@1" in text.splitlines()[1] and "aic" not in text
     assert recording_metadata(out).planner == "sla@1"
     sla = tick_rows(read_recording(out))
     assert sla["reason"].to_list() != tick_rows(aic)["reason"].to_list()  # really another planner's decisions

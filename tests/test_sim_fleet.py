@@ -216,9 +216,9 @@ def test_out_of_order_rows_are_refused() -> None:
 
 @pytest.fixture(scope="module")
 def real_replay(request: pytest.FixtureRequest):  # noqa: ANN201
-    path = Path(__file__).resolve().parents[2] / "shared" / "traces" / "mooncake_conversation_trace.jsonl"
-    if not path.exists():
-        pytest.skip(f"real trace not available: {path}")
+    from conftest import MOONCAKE, shared_trace
+
+    path = shared_trace(MOONCAKE)
     outs: list[RequestOutcome] = []
     rows = list(read_trace(path))
     fleet = Fleet(h100(), fleet_config(prefill_workers=6, decode_workers=2, router="kv_aware"), rows, block_size=512, on_finish=outs.append)

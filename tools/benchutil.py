@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_TRACES = os.path.join(ROOT, "..", "shared", "traces")
+# The real traces are found like the tests find them: on the trace search path
+# (REPLAYLIB_TRACE_PATH), ../shared/traces beside the repository when it is unset.
+os.environ.setdefault("REPLAYLIB_TRACE_PATH", os.path.join(ROOT, "..", "shared", "traces"))
+SHARED_TRACES = os.environ["REPLAYLIB_TRACE_PATH"].split(os.pathsep)[0]
 
 #: Source of ``vmhwm_mb()`` for the ``python -c`` children that measure memory.
 VMHWM_SOURCE = r'''

@@ -35,7 +35,7 @@ import msgspec
 
 from replaylib import __version__
 from replaylib.errors import ReplaylibError
-from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
+from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs, projected_watts
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import KpiAccumulator, Kpis
@@ -383,7 +383,7 @@ class _Replay:
         s, g, budget = self.system, self.gpus_per_worker, self.budget
 
         def provisioned(f: float) -> float:
-            return g * (n_p * s.clamp_cap(cap_p * f) + n_d * s.clamp_cap(cap_d * f))
+            return projected_watts(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f), g)
 
         if budget is None or provisioned(1.0) <= budget:
             return cap_p, cap_d, False
@@ -455,11 +455,16 @@ class _Replay:
                                   target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
                                   projected_w=d.projected_w))
         self.last_actuation = actuation
-        row = self._tick_row(tick, now, t_sched, snap, counts, readings, d, clamped, actuation)
+        if d.projected_w is None:  # optional for a planner: the adapter fills it from the decision, and says so
+            d = msgspec.structs.replace(d, projected_w=projected_watts(d.n_prefill, d.n_decode, want_p, want_d, self.gpus_per_worker))
+            filled = True
+        else:
+            filled = False
+        row = self._tick_row(tick, now, t_sched, snap, counts, readings, d, clamped, actuation, filled)
         return [row, *extra]
 
     def _tick_row(self, tick: int, now: float, t_sched: float, snap: Snapshot, counts: tuple[RoleCounts, RoleCounts],
-                  r: Readings, d: Decision, clamped: bool, actuation: str) -> EventRow:
+                  r: Readings, d: Decision, clamped: bool, actuation: str, filled: bool) -> EventRow:
         """The tick as recorded: fleet state as the planner saw it, its decision, the caps applied."""
         w = snap.window
         cap_p, cap_d = self.fleet.caps
@@ -478,7 +483,8 @@ class _Replay:
             target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
             power_prefill_w=r.power_prefill_w, power_decode_w=r.power_decode_w,
             obs_power_prefill_w=self.source.observe("power_prefill"), obs_power_decode_w=self.source.observe("power_decode"),
-            power_total_w=r.power_total_w, projected_w=d.projected_w, budget_w=self.budget, budget_clamped=clamped,
+            power_total_w=r.power_total_w, projected_w=d.projected_w, projected_w_filled=filled,
+            budget_w=self.budget, budget_clamped=clamped,
             provisioned_w=provisioned, budget_headroom_w=None if self.budget is None else self.budget - provisioned,
             gpus=r.gpus,
             arrivals=w.arrivals, request_rate=w.request_rate_per_s, mean_isl=w.mean_isl, mean_osl=w.mean_osl,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from replaylib.cli.options import add_search_options, epilog, search_path
 from replaylib.errors import ReplaylibError
 
 
@@ -17,14 +18,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replay a scenario under several planners; diff each against the first, KPIs side by side",
         description="Replay the same scenario (same trace, same seed) once per --planner, print each planner's diff "
         "against the first one and one KPI table across all of them. Exit status 0 = done, 2 = error.",
+        epilog=epilog(
+            "python -m replaylib compare --scenario g2_load_ramp --planner sla@1 --planner aic@2",
+            "python -m replaylib compare --scenario my.yaml --planner aic@2 --planner my_pkg.planners:Mine --format markdown",
+            exits="exit status: 0 compared (whether or not the planners differ), 2 bad input (scenario, planner, usage)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--scenario", required=True, metavar="S.yaml", help="the scenario to replay")
+    p.add_argument("--scenario", required=True, metavar="NAME|PATH", help="the scenario to replay: a file or a name (`list scenarios`)")
     p.add_argument("--planner", action="append", required=True, metavar="SPEC", dest="planners",
                    help="a planner: name@version (sla@1, aic@1 ...) or pkg.module:Class; give it twice or more")
     p.add_argument("--seed", type=int, default=None, help="seed for every replay (default: the scenario's)")
     p.add_argument("--out-dir", default=None, metavar="DIR", help="keep the recordings here (default: a temporary folder)")
     add_diff_options(p)
     add_executor_options(p)
+    add_search_options(p)
     p.set_defaults(func=run)
 
 
@@ -35,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
         print("error: compare needs at least two --planner", file=sys.stderr)
         return 2
     try:
+        from replaylib.scenario import load_scenario
+
         report = compare_planners(
-            args.scenario,
+            load_scenario(args.scenario, search=search_path(args)),
             args.planners,
             seed=args.seed,
             out_dir=args.out_dir,

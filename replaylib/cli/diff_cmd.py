@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
 
@@ -56,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Align two recordings by tick (other events by their order within their kind), print the "
         "metadata differences, the first diverging tick with context, per-column counts and KPIs side by side. "
         "Exit status 0 = same decisions, 1 = different, 2 = error.",
+        epilog=epilog(
+            "python -m replaylib diff recordings/default__aic_v1.arrow recordings/default__aic_v2.arrow",
+            "python -m replaylib diff a.arrow b.arrow --tolerance 1e-6 --format markdown > diff.md",
+            exits="exit status: 0 same decisions, 1 different, 2 bad input (missing or non-recording file, different traces without --force)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("a", metavar="A.arrow")
     p.add_argument("b", metavar="B.arrow")

@@ -25,24 +25,24 @@ _FLAGS: tuple[tuple[str, tuple[str, ...], Any, str], ...] = (
     ("--rate0", ("arrivals", "rate0"), float, "ramp: starting requests/s (default 0.5)"),
     ("--rate1", ("arrivals", "rate1"), float, "ramp: final requests/s (default 3)"),
     ("--ramp-over", ("arrivals", "over_s"), float, "ramp: seconds to go from rate0 to rate1 (default: --duration)"),
-    ("--levels", ("arrivals", "levels"), None, "step: START_S:RATE,... e.g. 0:1,600:3,1200:1"),
+    ("--levels", ("arrivals", "levels"), None, "step: START_S:RATE,... levels, the first at 0 (default 0:1,600:3,1200:1)"),
     ("--base", ("arrivals", "base"), float, "sine: mean requests/s (default 2)"),
     ("--amplitude", ("arrivals", "amplitude"), float, "sine: swing in requests/s (default 1)"),
     ("--period", ("arrivals", "period_s"), float, "sine: period in seconds (default 1200)"),
     ("--phase", ("arrivals", "phase"), float, "sine: phase in radians (default 0)"),
     *(
-        (f"--{name}-{knob}", (key, field), typ, f"{what}: {text}")
-        for name, key, what in (
-            ("isl", "isl", "ISL of first turns"),
-            ("osl", "osl", "OSL"),
-            ("turn", ("sessions", "turn"), "new user tokens per continuation"),
+        (f"--{name}-{knob}", (key, field), typ, f"{what}: {text}" + (extra if knob == "max" else ""))
+        for name, key, what, extra in (
+            ("isl", "isl", "ISL of first turns", "; for isl this clamps every input, continuations included"),
+            ("osl", "osl", "OSL", ""),
+            ("turn", ("sessions", "turn"), "new user tokens per continuation", ""),
         )
         for knob, field, typ, text in (
             ("dist", "dist", str, "lognormal, uniform or fixed"),
             ("mean", "mean", float, "mean tokens (lognormal, fixed)"),
             ("sigma", "sigma", float, "log-space sigma (lognormal)"),
             ("min", "min", int, "clamp to at least this many tokens (>= 1)"),
-            ("max", "max", int, "clamp to at most this many tokens (for isl: every input)"),
+            ("max", "max", int, "clamp to at most this many tokens"),
         )
     ),
     ("--system-prompts", ("prefixes", "system_prompts"), int, "number of shared system prompts (default 3)"),
@@ -77,13 +77,24 @@ def _levels(text: str) -> list[list[float]]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from replaylib.cli.options import epilog
+
     p = sub.add_parser(
         "generate",
         help="write a seeded synthetic Mooncake-style trace",
         description="Write a seeded synthetic Mooncake-style trace (same flags + seed => same bytes). "
         "Defaults look like a scaled-down Mooncake conversation trace.",
+        epilog=epilog(
+            "python -m replaylib generate -o t.jsonl.gz --shape ramp --rate0 0.5 --rate1 3 --duration 1800 --seed 1",
+            "python -m replaylib generate -o t.jsonl --shape step --levels 0:1,600:4 --duration 1200",
+            "python -m replaylib generate -o t.jsonl --config gen.yaml --seed 2",
+            exits="exit status: 0 written, 1 the config produced no requests, 2 bad input (flag, config, output path)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-o", "--output", required=True, metavar="OUT.jsonl[.gz]", help="output trace (gzip when it ends in .gz)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.jsonl[.gz]",
+                   help="output trace: .jsonl, or .jsonl.gz for gzip (other extensions are refused; "
+                   "`import` writes Parquet)")
     p.add_argument("--config", metavar="FILE.yaml", help="generator config; flags given as well override its keys")
     p.add_argument("--shape", choices=("poisson", "ramp", "step", "sine"), help="arrival-rate shape (default poisson)")
     p.add_argument("--session-ids", action="store_true", default=None, help="write session_id on every row")
@@ -168,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args)
     except ReplaylibError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.output.endswith((".jsonl", ".jsonl.gz")):
+        print(f"error: {args.output}: generate writes Mooncake JSONL; name the output .jsonl or .jsonl.gz "
+              "(for Parquet, generate a .jsonl and convert it with `python -m replaylib import mooncake T.jsonl -o T.parquet`)",
+              file=sys.stderr)
         return 2
     directory = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(directory):

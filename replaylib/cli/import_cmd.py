@@ -24,7 +24,13 @@ Azure, BurstGPT, Bailian, CSV and Parquet sources are streamed in batches (memor
 not grow with the file; Bailian alone keeps a chat -> session map, ~100 bytes a chat)
 and must be time-ordered: the first row that goes back in time is an error unless
 --sort is given.  --sort holds the whole trace in memory.
-Exit status: 0 on success, 2 on bad input or usage (nothing is written then, and an
+
+examples:
+  python -m replaylib import azure AzureLLMInferenceTrace_code.csv -o traces/azure_code.jsonl.gz
+  python -m replaylib import burstgpt BurstGPT_1.csv -o burst.parquet --model GPT-4 --start 3600 --end 7200
+  python -m replaylib import csv my.csv -o my.jsonl --map timestamp=ts,input_length=prompt,output_length=completion --time-unit s
+
+exit status: 0 on success, 2 on bad input or usage (nothing is written then, and an
 existing output file is left untouched).
 """
 

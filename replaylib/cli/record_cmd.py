@@ -5,81 +5,120 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+import time
 
+from replaylib.cli.options import add_search_options, epilog, search_path
 from replaylib.errors import ReplaylibError
 
-DEFAULT_SCENARIO = "scenarios/default.yaml"
-
-
-def default_scenario() -> Path:
-    """The bundled default scenario: beside the package in a checkout, else in the current folder."""
-    here = Path(__file__).resolve().parents[2] / DEFAULT_SCENARIO
-    return here if here.exists() else Path(DEFAULT_SCENARIO)
+DEFAULT_SCENARIO = "default"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("record", help="replay a scenario through the fleet and planner, write the recording, print a summary")
-    p.add_argument("--scenario", help=f"scenario YAML (default: the bundled {DEFAULT_SCENARIO})")
-    p.add_argument("--trace", help="replay this trace instead of the scenario's")
-    p.add_argument("--planner", help="planner spec instead of the scenario's: NAME@VERSION or pkg.module:Class")
+    p = sub.add_parser(
+        "record",
+        help="replay a scenario through the fleet and planner, write the recording, print a summary",
+        description="Replay a scenario (its trace through the simulated fleet, its planner every tick, its events and "
+        "power budget), write every event to an Arrow recording and print a summary: a one-line verdict, the KPIs "
+        "and each assertion's verdict with its evidence.",
+        epilog=epilog(
+            "python -m replaylib record",
+            "python -m replaylib record --scenario g1_decode_drift --planner aic@1",
+            "python -m replaylib record --scenario my.yaml --trace-dir ~/traces --json > summary.json",
+            exits="exit status: 0 every assertion passed, 1 an assertion failed, 2 bad input (scenario, trace, planner, output)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--scenario", metavar="NAME|PATH",
+                   help=f"scenario file, or a name on the scenario search path (default: the bundled {DEFAULT_SCENARIO}; "
+                   "`python -m replaylib list scenarios` lists them)")
+    p.add_argument("--trace", metavar="PATH|NAME", help="replay this trace (.jsonl, .jsonl.gz, .parquet) instead of the scenario's")
+    p.add_argument("--planner", metavar="SPEC", help="planner instead of the scenario's: NAME[@VERSION] or pkg.module:Class")
     p.add_argument("--seed", type=int, help="seed instead of the scenario's")
     p.add_argument("--trace-mode", choices=("open_loop", "closed_loop"),
                    help="replay the trace open loop (every row at its timestamp) or closed loop (a session's next turn "
                         "waits for its previous turn to complete, plus its delay); default: the scenario's trace.mode")
-    p.add_argument("--out", help="recording path (default: recordings/<scenario>__<planner>.arrow)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", metavar="FILE.arrow",
+                   help="recording path (default: recordings/<scenario>__<planner>_v<version>.arrow)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (what `show --json` prints)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_search_options(p)
     p.set_defaults(func=run)
+
+
+def recording_name(scenario: str, planner: str) -> str:
+    """``recordings/<scenario>__<name>_v<version>.arrow`` for a resolved ``name@version`` (or an import path)."""
+    slug = planner.replace(":", "_").replace("@", "_v").replace("/", "_")
+    return os.path.join("recordings", f"{scenario}__{slug}.arrow")
 
 
 def run(args: argparse.Namespace) -> int:
     from replaylib.adapter import replay
-    from replaylib.record.kpis import format_kpis
+    from replaylib.data import bundled_dir, require_trace
+    from replaylib.planner.registry import resolve_spec
+    from replaylib.report.output import check_output
+    from replaylib.report.summary import format_summary, summarize_replay, to_json
     from replaylib.scenario import load_scenario
 
-    scenario = Path(args.scenario) if args.scenario else default_scenario()
+    search = search_path(args)
     try:
-        loaded = load_scenario(scenario, check_trace=args.trace is None)
-        if args.trace is not None and not os.path.exists(args.trace):
-            raise ReplaylibError(f"{args.trace}: no such trace")
-        planner = args.planner or loaded.scenario.planner.name
-        out = args.out or os.path.join("recordings", f"{loaded.scenario.name}__{planner.replace(':', '_').replace('@', '_v')}.arrow")
-        show = not args.quiet and sys.stderr.isatty()
-        bar = _ProgressBar(loaded.scenario.ticks) if show else None
+        scenario = args.scenario or str(bundled_dir("scenarios") / f"{DEFAULT_SCENARIO}.yaml")
+        loaded = load_scenario(scenario, check_trace=args.trace is None, search=search)
+        trace = require_trace(args.trace, search) if args.trace is not None else None
+        planner = resolve_spec(args.planner or loaded.scenario.planner.name)
+        out = args.out or recording_name(loaded.scenario.name, planner)
+        check_output(out, create_folders=True)
+        bar = _ProgressBar(loaded, trace) if not args.quiet and sys.stderr.isatty() else None
         try:
-            result = replay(loaded, out=out, planner=args.planner, trace=args.trace, seed=args.seed, progress=bar,
+            result = replay(loaded, out=out, planner=args.planner, trace=trace, seed=args.seed, progress=bar,
                             trace_mode=args.trace_mode)
         finally:
             if bar is not None:
                 bar.close()
+        summary = summarize_replay(result)  # from the rows as they were recorded: no read-back
     except ReplaylibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    meta = result.meta  # the summary comes from the rows as they were recorded: no read-back
-    print(f"scenario {loaded.scenario.name} ({scenario}) | planner {result.planner} | seed {meta.seed}")
-    print(f"recording {result.path}: {result.rows} events over {result.ticks} ticks"
-          + ("" if result.finished else " (stopped at the tick limit)"))
-    print(format_kpis(result.kpis, meta))
-    if result.turns_abandoned is not None:
-        print(f"closed loop: session turns abandoned {result.turns_abandoned:,}, held back at the end {result.turns_held:,}")
-    if result.assertions:
-        print("assertions")
-        for a in result.assertions:
-            print(f"  {'PASS' if a.passed else 'FAIL'}  [{a.index}] {a.description} -- {a.evidence}")
+    if args.json:
+        print(to_json(summary))
+    else:
+        note = "" if result.finished else " (stopped at the tick limit)"
+        print(format_summary(summary, scenario_path=loaded.path, ticks_note=note))
     return 0 if result.passed else 1
 
 
 class _ProgressBar:
-    """A one-line progress display on stderr (simulated time and ticks; no wall clock)."""
+    """The one-line progress display on a terminal's stderr: ticks, simulated time, requests, total and ETA.
 
-    def __init__(self, tick_limit: int | None) -> None:
-        self.limit = tick_limit
+    The simulated-time fraction (now / the trace's last arrival) is deterministic; the ETA extrapolates
+    the wall clock from it and is only ever shown here, never written to an output.
+    """
+
+    def __init__(self, loaded: object, trace: str | None) -> None:
+        from replaylib.trace.stats import trace_extent
+
+        scenario = loaded.scenario  # type: ignore[attr-defined]
+        self.limit = scenario.ticks
+        extent = trace_extent(trace or loaded.trace_path, sort=scenario.trace.sort)  # type: ignore[attr-defined]
+        limit = scenario.trace.limit
+        self.total = extent.requests if limit is None else min(limit, extent.requests)
+        self.end_ms = extent.last_ms / scenario.trace.speedup
+        self.started = time.monotonic()
 
     def __call__(self, tick: int, now_ms: float, snap: object) -> None:
         done = getattr(snap, "completed", 0)
-        total = getattr(snap, "arrived", 0)
+        arrived = getattr(snap, "arrived", 0)
         of = f"/{self.limit}" if self.limit else ""
-        sys.stderr.write(f"\r  tick {tick + 1}{of}  sim {now_ms / 60000:7.1f} min  requests {done:,} done of {total:,} arrived ")
+        frac = min(1.0, now_ms / self.end_ms) if self.end_ms > 0 else 1.0
+        if self.limit:
+            frac = max(frac, (tick + 1) / self.limit)
+        eta = ""
+        elapsed = time.monotonic() - self.started
+        if 0.02 < frac < 1.0 and elapsed > 0.5:
+            eta = f"  ETA {elapsed * (1 - frac) / frac:4.0f} s"
+        sys.stderr.write(
+            f"\r  tick {tick + 1}{of}  sim {now_ms / 60000:6.1f} of {self.end_ms / 60000:.1f} min ({frac:4.0%})"
+            f"  requests {done:,} done, {arrived:,} of {self.total:,} arrived{eta} "
+        )
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -4,29 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import Any
 
+from replaylib.cli.options import epilog, positive_float, positive_int
 from replaylib.errors import ReplaylibError
-
-
-def _at_least(parse: type, noun: str, low: float, strict: bool) -> Callable[[str], Any]:
-    """An argparse type: ``parse`` the text, then require it to be above ``low`` (``strict``) or at least ``low``."""
-
-    def check(text: str) -> Any:
-        try:
-            value = parse(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"expected {'more than' if strict else 'at least'} {low:g}, got {text}")
-        return value
-
-    return check
-
-
-positive_int = _at_least(int, "a whole number", 1, strict=False)
-positive_float = _at_least(float, "a number of seconds", 0, strict=True)
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
@@ -51,8 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a matrix of scenarios x planners x seeds x overrides; a recording per run and a Parquet table",
         description="Plan every run of SWEEP.yaml (scenarios x planners x seeds x overrides of scenario keys), run them "
         "as independent tasks and write OUT/runs/*.arrow and OUT/sweep.parquet (parameters, KPIs, assertion verdicts, "
-        "recording path and sha256). A run whose recording already exists for the same inputs is reused. Exit status "
-        "0 = every run passed its assertions, 1 = a run failed or errored, 2 = bad input (nothing was run).",
+        "recording path and sha256). A run whose recording already exists for the same inputs is reused.",
+        epilog=epilog(
+            "python -m replaylib sweep scenarios/sweeps/budget.yaml",
+            "python -m replaylib sweep my_sweep.yaml --jobs 8 --out results/",
+            "python -m replaylib sweep my_sweep.yaml --scheduler tcp://10.0.0.5:8786 --out s3://bucket/sweeps/x",
+            exits="exit status: 0 every run passed its assertions, 1 a run failed or errored, 2 bad input (nothing was run)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
     p.add_argument("--out", "-o", default=None, metavar="DIR|URL",

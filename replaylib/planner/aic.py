@@ -259,7 +259,10 @@ def relative_drift(now: tuple[float, ...], then: tuple[float, ...]) -> float:
 
 
 class AicPlanner(PowerPlanner):
-    """``aic@1`` — see the module docstring."""
+    """power@1 plus power-cap optimisation: sweeps cap pairs for goodput, then expected watts.
+
+    ``aic@1`` — see the module docstring.
+    """
 
     name: str = "aic"
     version: int = 1
@@ -434,7 +437,7 @@ class AicPlanner(PowerPlanner):
 
 
 class AicPlannerV2(AicPlanner):
-    """``aic@2``: prefill sized for TTFT under queueing, not just throughput (module docstring)."""
+    """aic@1 with prefill sized for TTFT under queueing, not just throughput (see the module docstring)."""
 
     version: int = 2
 

@@ -28,7 +28,10 @@ from replaylib.planner.sla import SlaPlanner
 
 
 class PowerPlanner(SlaPlanner):
-    """``power@1`` — see the module docstring."""
+    """sla@1 plus the power-budget clamp: explicit caps, replicas cut until provisioned watts fit the budget.
+
+    ``power@1`` — see the module docstring.
+    """
 
     name: str = "power"
     version: int = 1

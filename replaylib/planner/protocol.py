@@ -90,8 +90,13 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     c_itl: float | None = None
     c_power_p: float | None = None
     c_power_d: float | None = None
-    projected_w: float | None = None  #: replicas x GPUs x cap, both roles
+    projected_w: float | None = None  #: replicas x GPUs x cap, both roles (:func:`projected_watts`); None: the adapter fills it
     sweep: bool = False  #: the planner re-optimised its operating point this tick
+
+
+def projected_watts(n_prefill: int, n_decode: int, cap_prefill_w: float, cap_decode_w: float, gpus_per_worker: int) -> float:
+    """Provisioned watts of a decision: ``(n_p · cap_p + n_d · cap_d) · gpus_per_worker`` (``Decision.projected_w``)."""
+    return (n_prefill * cap_prefill_w + n_decode * cap_decode_w) * gpus_per_worker
 
 
 class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,7 +15,10 @@ message says what is available.
 
 Built-ins are listed in :data:`BUILTINS` (a table keyed by each class's own
 ``name`` and ``version``); :func:`available_planners` returns them sorted by
-name, then version.  Versioning rule: any intentional change of a built-in's
+name, then version.  A built-in whose module needs an optional dependency is
+registered by import path instead (:func:`register_planner`), so that listing
+and resolving names imports nothing until the planner is constructed;
+:func:`planner_entries` lists both kinds with one line each (``list planners``).  Versioning rule: any intentional change of a built-in's
 decisions is a new version, registered next to the old one, which stays
 unchanged so the two can be diffed.
 """
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
+
+import msgspec
 
 from replaylib.planner.aic import AicPlanner, AicPlannerV2
 from replaylib.planner.power import PowerPlanner
@@ -47,29 +52,96 @@ def _table(classes: tuple[type, ...]) -> dict[tuple[str, int], type]:
 BUILTINS: dict[tuple[str, int], type] = _table(_BUILTIN_CLASSES)
 
 
+class PlannerEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One built-in planner as listed: ``name@version``, where it lives and what it does."""
+
+    name: str
+    version: int
+    target: str  #: ``pkg.module:Class``
+    summary: str  #: one line
+    extra: str | None = None  #: the optional dependency (``pip install 'replaylib[extra]'``) it needs, if any
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+#: ``(name, version) -> entry`` of the built-ins registered by import path (imported when constructed).
+LAZY: dict[tuple[str, int], PlannerEntry] = {}
+
+
+def register_planner(name: str, version: int, target: str, summary: str, *, extra: str | None = None) -> None:
+    """Register a built-in by import path ``pkg.module:Class`` without importing it."""
+    key = (name, version)
+    if key in BUILTINS or key in LAZY:
+        raise RuntimeError(f"two built-in planners claim {name}@{version}")
+    LAZY[key] = PlannerEntry(name=name, version=version, target=target, summary=summary, extra=extra)
+
+
+def _summary(cls: type) -> str:
+    doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else ""
+
+
+def planner_entries() -> list[PlannerEntry]:
+    """Every built-in planner, sorted by name then version (nothing is imported for the lazy ones)."""
+    entries = [
+        PlannerEntry(name=n, version=v, target=f"{cls.__module__}:{cls.__qualname__}", summary=_summary(cls))
+        for (n, v), cls in BUILTINS.items()
+    ]
+    entries += LAZY.values()
+    return sorted(entries, key=lambda e: (e.name, e.version))
+
+
 def available_planners() -> list[str]:
     """Every built-in as ``name@version``, sorted by name then version."""
-    return [f"{name}@{version}" for name, version in BUILTINS]
+    return [e.spec for e in planner_entries()]
+
+
+def resolve_spec(spec: str) -> str:
+    """The ``name@version`` a spec names, without constructing the planner: ``aic`` and ``aic@2`` give ``aic@2``;
+    an import path gives its class's ``name@version`` when the class declares them, else the path itself."""
+    spec = spec.strip()
+    if ":" not in spec:
+        key = _builtin_key(spec)
+        return f"{key[0]}@{key[1]}"
+    obj = _import_class(spec)
+    name, version = getattr(obj, "name", None), getattr(obj, "version", None)
+    if isinstance(name, str) and isinstance(version, int) and not isinstance(version, bool):
+        return f"{name}@{version}"
+    return spec
 
 
 def _available() -> str:
     return ", ".join(available_planners()) + " (a bare name means its latest version), or an import path pkg.module:Class"
 
 
-def _builtin_class(spec: str) -> type:
+def _builtin_key(spec: str) -> tuple[str, int]:
     name, sep, version_text = spec.partition("@")
-    versions = sorted(v for n, v in BUILTINS if n == name)
+    versions = sorted(v for n, v in (*BUILTINS, *LAZY) if n == name)
     if not name or not versions:
         raise PlannerError(f"unknown planner {name!r} in {spec!r}; available: {_available()}")
     if not sep:
-        return BUILTINS[(name, versions[-1])]
+        return name, versions[-1]
     if not (version_text.isascii() and version_text.isdigit()):
         raise PlannerError(f"bad planner version {version_text!r} in {spec!r}: expected a positive integer, as in {name}@{versions[-1]}")
     version = int(version_text)
-    if (name, version) not in BUILTINS:
+    if version not in versions:
         have = ", ".join(f"{name}@{v}" for v in versions)
         raise PlannerError(f"planner {name!r} has no version {version}; available: {have}")
-    return BUILTINS[(name, version)]
+    return name, version
+
+
+def _builtin_class(spec: str) -> Any:
+    key = _builtin_key(spec)
+    if key in BUILTINS:
+        return BUILTINS[key]
+    entry = LAZY[key]
+    try:
+        return _import_class(entry.target)
+    except PlannerError as exc:
+        hint = f"; install it with pip install 'replaylib[{entry.extra}]'" if entry.extra else ""
+        raise PlannerError(f"planner {entry.spec} is not available: {exc}{hint}") from None
 
 
 def _import_class(spec: str) -> Any:
@@ -122,4 +194,4 @@ def load_planner(spec: str, ctx: PlannerContext) -> Planner:
     return planner  # type: ignore[no-any-return]
 
 
-__all__ = ["BUILTINS", "available_planners", "load_planner"]
+__all__ = ["BUILTINS", "LAZY", "PlannerEntry", "available_planners", "load_planner", "planner_entries", "register_planner", "resolve_spec"]

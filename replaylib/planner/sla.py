@@ -68,7 +68,7 @@ from replaylib.planner.capacity import (
 )
 from replaylib.planner.common import RoleSizing, Sizing, Workload, ceil_need, clamp, cut_to_fit, resolve_settings
 from replaylib.planner.predictors import make_predictor
-from replaylib.planner.protocol import Decision, Observation, PlannerContext, PlannerError
+from replaylib.planner.protocol import Decision, Observation, PlannerContext, PlannerError, projected_watts
 
 
 class _ScaleIn(msgspec.Struct):
@@ -81,7 +81,10 @@ class _ScaleIn(msgspec.Struct):
 
 
 class SlaPlanner:
-    """``sla@1`` — see the module docstring for the exact rules."""
+    """Throughput-based SLA planner: replicas from predicted load and TTFT/ITL corrections, caps left alone.
+
+    ``sla@1`` — see the module docstring for the exact rules.
+    """
 
     name: str = "sla"
     version: int = 1
@@ -253,7 +256,7 @@ class SlaPlanner:
 
     def projected_w(self, n_p: int, n_d: int, caps: tuple[float, float]) -> float:
         """Provisioned watts: ``(n_p · cap_p + n_d · cap_d) · gpus_per_worker``."""
-        return (n_p * caps[0] + n_d * caps[1]) * self.gpus
+        return projected_watts(n_p, n_d, caps[0], caps[1], self.gpus)
 
     # -- the decision ---------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     obs_power_decode_w: float | None = None
     power_total_w: float | None = None
     projected_w: float | None = None  #: the planner's replicas x GPUs x caps
+    projected_w_filled: bool | None = None  #: the planner left projected_w empty; the adapter computed it
     budget_w: float | None = None
     budget_clamped: bool | None = None  #: the adapter lowered caps to fit the budget
     provisioned_w: float | None = None  #: after actuation: GPUs of all non-gone workers x their role's cap

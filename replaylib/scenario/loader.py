@@ -7,10 +7,12 @@ import hashlib
 import math
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from replaylib.data import SearchPath, find_scenario, find_system, find_trace, unknown_system
 from replaylib.record.schema import ASSERTABLE, STRING_FIELDS
 from replaylib.scenario.assertions import check_assertions
 from replaylib.scenario.model import PromStale, Scenario
@@ -47,9 +49,14 @@ def load_scenario(
     check_trace: bool = True,
     overrides: Mapping[str, Any] | None = None,
     overrides_from: str | os.PathLike[str] | None = None,
+    search: SearchPath | None = None,
 ) -> LoadedScenario:
     """Load, merge and validate ``path``; errors name the file and key path.
 
+    ``path`` is a scenario file or a scenario name on the search path
+    (``g1_decode_drift``, ``testbed/a1_burst``; see :mod:`replaylib.data`).
+    ``search`` adds the user's folders of scenarios, systems and traces
+    (default: those of the ``REPLAYLIB_*_PATH`` environment variables).
     ``check_trace=False`` skips checking that the trace file exists (for
     tooling that only inspects the scenario).  ``overrides`` sets dotted key
     paths (``{"power.total_gpu_power_limit_w": 4000}``) on the merged document
@@ -57,7 +64,7 @@ def load_scenario(
     is the file that declares them (errors name it; relative file paths in
     them are relative to it), by default the scenario itself.
     """
-    return ScenarioTemplate(path).load(check_trace=check_trace, overrides=overrides, overrides_from=overrides_from)
+    return ScenarioTemplate(path, search=search).load(check_trace=check_trace, overrides=overrides, overrides_from=overrides_from)
 
 
 class ScenarioTemplate:
@@ -65,10 +72,12 @@ class ScenarioTemplate:
 
     For many variants of one file (a sweep's overrides): the YAML is parsed
     once and each systems file loaded once, instead of once per variant.
+    ``path`` and ``search`` are as for :func:`load_scenario`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
+    def __init__(self, path: str | os.PathLike[str], *, search: SearchPath | None = None) -> None:
+        self.search = SearchPath.from_env() if search is None else search
+        self.path = find_scenario(path, self.search)
         self._merged = load_with_extends(self.path, path_keys=_PATH_KEYS)
         self._systems: dict[str, System] = {}
 
@@ -80,7 +89,7 @@ class ScenarioTemplate:
         overrides_from: str | os.PathLike[str] | None = None,
     ) -> LoadedScenario:
         """The validated scenario with ``overrides`` applied (see :func:`load_scenario`)."""
-        path = self.path
+        path, search = self.path, self.search
         merged = Merged(copy.deepcopy(self._merged.data), dict(self._merged.provenance), list(self._merged.files))
         if overrides:
             apply_overrides(merged, overrides, declared_in=os.fspath(overrides_from) if overrides_from is not None else path)
@@ -90,13 +99,11 @@ class ScenarioTemplate:
         scenario = convert(data, Scenario, merged.file_of)
         here = os.path.dirname(top)
 
-        system_path = _resolve_system(scenario.system, here, merged.file_of(("system",)))
+        system_path = _resolve_system(scenario.system, here, merged.file_of(("system",)), search)
         system = self._systems.get(system_path)
         if system is None:
             system = self._systems[system_path] = load_system(system_path)
-        trace_path = os.path.normpath(os.path.join(here, scenario.trace.path))
-        if check_trace and not os.path.exists(trace_path):
-            raise ScenarioError(merged.file_of(("trace", "path")), "trace.path", f"trace file not found: {trace_path}")
+        trace_path = _resolve_trace(scenario.trace.path, here, merged.file_of(("trace", "path")), search, check_trace)
         _check_scenario(scenario, system, merged.file_of)
         check_assertions(scenario, system, ASSERTABLE, STRING_FIELDS, merged.file_of)
         digest = hashlib.sha256(msgspec.json.encode(scenario, order="sorted")).hexdigest()
@@ -111,27 +118,48 @@ class ScenarioTemplate:
         )
 
 
-def _resolve_system(value: str, here: str, declared_in: str) -> str:
-    """A path (relative to the scenario) or a bare SKU name, found in the nearest ``systems/``
-    folder above the file that names it (then above the scenario file)."""
+def _resolve_trace(value: str, here: str, declared_in: str, search: SearchPath, check: bool) -> str:
+    """The trace file: relative to the declaring file, else the same relative path on the trace search path."""
+    beside = os.path.normpath(os.path.join(here, value))
+    if os.path.exists(beside) or os.path.isabs(value):
+        if check and not os.path.exists(beside):
+            raise ScenarioError(declared_in, "trace.path", f"trace file not found: {beside}")
+        return beside
+    as_written = os.path.relpath(beside, os.path.dirname(os.path.abspath(declared_in)))
+    found = find_trace(as_written, search)
+    if found is not None:
+        return os.path.abspath(found)
+    if check:
+        raise ScenarioError(declared_in, "trace.path", f"trace file not found: {beside}, nor {as_written} on the "
+                            f"trace search path: {search.describe('traces')}")
+    return beside
+
+
+def _resolve_system(value: str, here: str, declared_in: str, search: SearchPath) -> str:
+    """A path (relative to the scenario) or a bare SKU name, found in the user's system folders, then
+    the nearest ``systems/`` folder above the file that names it (then above the scenario file), then
+    the bundled systems."""
     if value.endswith((".yaml", ".yml")) or "/" in value:
         candidate = os.path.normpath(os.path.join(here, value))
         if os.path.exists(candidate):
             return candidate
         raise ScenarioError(declared_in, "system", f"systems file not found: {candidate}")
+    nearest: list[Path] = []
     for start in (os.path.dirname(os.path.abspath(declared_in)), here):  # the declaring file's folder first
         d = start
         while True:
             candidate = os.path.join(d, "systems", f"{value}.yaml")
             if os.path.exists(candidate):
-                return candidate
+                nearest.append(Path(d, "systems"))
+                break
             parent = os.path.dirname(d)
             if parent == d:
                 break
             d = parent
-    raise ScenarioError(
-        declared_in, "system", f"unknown system {value!r}: no systems/{value}.yaml in this or any parent folder"
-    )
+    found = find_system(value, nearest, search)
+    if found is None:
+        raise ScenarioError(declared_in, "system", unknown_system(value, search))
+    return found
 
 
 def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, ...]], str]) -> None:

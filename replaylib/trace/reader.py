@@ -1,4 +1,9 @@
-"""Streaming reader for Mooncake-style JSONL traces (plain or gzip).
+"""Streaming reader for traces: Mooncake-style JSONL (plain or gzip) and Parquet.
+
+The format is told by the file's bytes (:func:`replaylib.trace.formats.sniff`);
+a CSV or another format is refused with a pointer to ``import``.  Parquet
+traces are read by :mod:`replaylib.trace.parquet` through the same row
+validation, so both give the same errors.
 
 The file is read in fixed-size chunks cut at line boundaries, so memory does
 not grow with the trace length.  A chunk of canonical rows is decoded in one
@@ -13,7 +18,7 @@ import gc
 import gzip
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 import msgspec
@@ -40,17 +45,43 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
 
 
 def read_trace(path: str | os.PathLike[str], *, sort: bool = False) -> Iterator[Request]:
-    """Yield the requests of a Mooncake JSONL trace in arrival order.
+    """Yield the requests of a trace (Mooncake JSONL, plain or gzip, or Parquet) in arrival order.
 
     Timestamps must be non-decreasing; ``sort=True`` instead reorders the rows
     by timestamp (stable).  Sorting has to see the whole trace, so only then is
-    the trace held in memory.  Raises :class:`TraceError` on the first bad line.
+    the trace held in memory.  Raises :class:`TraceError` on the first bad line
+    (or Parquet row), and on a file of another format (saying which).
     """
+    from replaylib.trace.formats import sniff
+
+    path = str(path)
+    stream = _STREAMS[sniff(path)]
     if sort:
-        rows = list(_stream(str(path), check_order=False))
+        rows = list(stream(path, check_order=False))
         rows.sort(key=_timestamp)
         return iter(rows)
-    return _stream(str(path), check_order=True)
+    return stream(path, check_order=True)
+
+
+def _stream_parquet(path: str, *, check_order: bool) -> Iterator[Request]:
+    from replaylib.trace.parquet import stream_parquet
+
+    prev_ts = -1.0
+    seen = 0
+    for first, rows in stream_parquet(path):
+        stamps = [row.timestamp for row in rows]
+        if check_order and stamps and (stamps[0] < prev_ts or stamps != sorted(stamps)):
+            _first_backwards(path, first, stamps, first - 1, prev_ts)
+        if stamps:
+            prev_ts = stamps[-1]
+        seen += len(rows)
+        yield from rows
+    if seen == 0:
+        raise TraceError(path, None, None, "the trace is empty: it holds no requests")
+
+
+#: How each format :func:`replaylib.trace.formats.sniff` tells apart is streamed (set below the JSONL reader).
+_STREAMS: dict[str, Callable[..., Iterator[Request]]] = {}
 
 
 def _timestamp(row: Request) -> float:
@@ -92,6 +123,9 @@ def _stream(path: str, *, check_order: bool) -> Iterator[Request]:
             line_no += n_lines
     if seen == 0:
         raise TraceError(path, None, None, "the trace is empty: it holds no requests")
+
+
+_STREAMS.update(jsonl=_stream, parquet=_stream_parquet)
 
 
 def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:

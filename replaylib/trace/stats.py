@@ -112,3 +112,20 @@ def format_stats(path: str, s: TraceStats) -> str:
             f"ceil(input_length / {s.block_size}); is the block size right?"
         )
     return "\n".join(lines)
+
+
+class TraceExtent(msgspec.Struct, frozen=True):
+    requests: int
+    last_ms: float  #: the latest arrival, ms from the trace start
+
+
+def trace_extent(path: str, *, sort: bool = False) -> TraceExtent:
+    """How many requests a trace holds and when the last one arrives (one streaming pass; for progress displays)."""
+    from replaylib.trace.reader import read_trace
+
+    n = 0
+    last = 0.0
+    for row in read_trace(path, sort=sort):
+        n += 1
+        last = max(last, float(row.timestamp))
+    return TraceExtent(requests=n, last_ms=last)

@@ -1,0 +1,50 @@
+"""Command-line options several verbs share."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from replaylib.data import ENV_VARS, FLAGS, KINDS, SearchPath
+
+
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    """``--scenario-dir`` / ``--system-dir`` / ``--trace-dir DIR`` (repeatable), searched before the bundled folders."""
+    for kind in KINDS:
+        p.add_argument(FLAGS[kind], action="append", default=[], metavar="DIR", dest=f"{kind}_dirs",
+                       help=f"also look for {kind} in DIR (repeatable; before ${ENV_VARS[kind]} and the bundled {kind})")
+
+
+def search_path(args: argparse.Namespace) -> SearchPath:
+    """The search path of the parsed flags, then of the environment."""
+    return SearchPath.from_env(
+        scenarios=getattr(args, "scenarios_dirs", []),
+        systems=getattr(args, "systems_dirs", []),
+        traces=getattr(args, "traces_dirs", []),
+    )
+
+
+def epilog(*examples: str, exits: str) -> str:
+    """A verb's ``--help`` epilog: examples, then what the exit statuses mean."""
+    lines = ["examples:", *(f"  {e}" for e in examples), "", exits]
+    return "\n".join(lines)
+
+
+def _at_least(parse: type, noun: str, low: float, strict: bool) -> Callable[[str], Any]:
+    """An argparse type: ``parse`` the text, then require it to be above ``low`` (``strict``) or at least ``low``."""
+
+    def check(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"expected {'more than' if strict else 'at least'} {low:g}, got {text}")
+        return value
+
+    return check
+
+
+positive_int = _at_least(int, "a whole number", 1, strict=False)
+positive_float = _at_least(float, "a number of seconds", 0, strict=True)
