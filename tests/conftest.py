@@ -49,3 +49,11 @@ def azure_code_trace() -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def dynamo_installed() -> None:
+    """Skip unless NVIDIA Dynamo's planner is installed (``python -m replaylib.planner.dynamo.install``)."""
+    from tests.planner_helpers import skip_unless_planner_available
+
+    skip_unless_planner_available("dynamo")

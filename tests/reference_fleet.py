@@ -10,6 +10,11 @@ few hundred requests and a few tens of thousands of steps.
 Places where the spec is ambiguous are marked ``# SPEC:`` with the reading
 chosen (the most literal one).
 
+Durations come from the same timing-model object the fast fleet uses
+(``replaylib.timing``), asked for **one** pass or **one** step at a time —
+never a run of steps — so the differential test holds the fleet's closed-form
+runs (and their splits at a table's grid points) to the model's own steps.
+
 Closed loop (``closed_loop=ClosedLoop(...)``) is transcribed the slow way too:
 the whole trace is read up front, every row knows the next row of its session,
 and each turn's arrival (or abandonment) is pushed as an event the moment its
@@ -31,6 +36,7 @@ import msgspec
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
 from replaylib.sim.arrivals import ClosedLoop
+from replaylib.timing import PowerModel, TimingModel, power_model, timing_model
 from replaylib.trace.model import Request
 
 PREFILL = "prefill"
@@ -190,10 +196,14 @@ class ReferenceFleet:
         block_size: int = 512,
         on_finish: Callable[[RefOutcome], Any] | None = None,
         closed_loop: ClosedLoop | None = None,
+        timing: TimingModel | None = None,
+        power: PowerModel | None = None,
     ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.system = system
+        self.timing = timing if timing is not None else timing_model(system)
+        self.power = power if power is not None else power_model(system)
         self.cfg = fleet_config
         self.block_size = block_size
         self.on_finish = on_finish
@@ -631,11 +641,8 @@ class ReferenceFleet:
             n = min(r.isl - r.done, budget)
             chunks.append((r, n, r.done))
             budget -= n
-        p = self.system.timing.prefill
-        speed = self.system.speed(PREFILL, self._caps[PREFILL])
-        new_tokens = sum(n for _, n, _ in chunks)
-        attention = sum(n * (ctx + n / 2) for _, n, ctx in chunks)
-        duration = (p.base_ms + p.per_token_ms * new_tokens + p.per_token_context_ms * attention) / speed
+        speed = self.power.speed(PREFILL, self._caps[PREFILL])
+        duration = self.timing.prefill_pass_ms([(n, ctx) for _, n, ctx in chunks], speed)
         w.work = _Work(start=t, duration=duration, end=t + duration, items=chunks)
         self._push(w.work.end, EV_PASS_END, (w.id,), (w, w.work))
 
@@ -646,7 +653,6 @@ class ReferenceFleet:
             r.done += n
         finished = [r for r in w.queue if r.scheduled and r.done == r.isl]
         w.queue = [r for r in w.queue if not (r.scheduled and r.done == r.isl)]
-        kt = self.system.timing.kv_transfer
         for r in finished:  # queue order
             if self.cfg.prefix_cache:
                 self._insert(w, r.hash_ids)
@@ -657,7 +663,7 @@ class ReferenceFleet:
             if r.osl == 1:
                 self._complete(r, t)
             else:
-                arrive = t + (kt.base_ms + kt.per_token_ms * r.isl)
+                arrive = self.timing.kv_transfer_end_ms(t, r.isl)
                 # hand-offs at the same time: in the order their prefills finished, then by index
                 self._push(arrive, EV_HANDOFF, (t, r.index), r)
 
@@ -697,10 +703,8 @@ class ReferenceFleet:
             self._admission(w)
         # 3. a step
         if w.running:
-            d = self.system.timing.decode
-            speed = self.system.speed(DECODE, self._caps[DECODE])
-            b = len(w.running)
-            duration = (d.base_ms + d.per_seq_ms * b + d.per_kv_token_ms * w.used) / speed
+            speed = self.power.speed(DECODE, self._caps[DECODE])
+            duration = self.timing.decode_step_ms(len(w.running), w.used, speed)
             w.work = _Work(start=t, duration=duration, end=t + duration, items=list(w.running))
             self._push(w.work.end, EV_STEP_END, (w.id,), (w, w.work))
 

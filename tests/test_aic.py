@@ -134,6 +134,10 @@ def test_yaml_structure_and_provenance(h100_tables) -> None:
         assert all(a < b for a, b in zip(curve["tokens"], curve["tokens"][1:]))
         assert all(isinstance(x, float) and x > 0 for x in curve["pass_ms"])
     assert [c["context"] for c in doc["timing"]["prefill"]["curves"]][0] == 0
+    assert list(doc["timing"]["prefill"]) == ["curves", "pass_overhead_ms"]
+    h = doc["timing"]["prefill"]["pass_overhead_ms"]
+    assert 0 < h <= min(c["pass_ms"][0] for c in doc["timing"]["prefill"]["curves"])  # the loader's rule
+    assert f"pass_overhead_ms = {h:.4g}" in doc["provenance"]["source"] and h == h100_tables.pass_overhead_ms
     for curve in doc["timing"]["decode"]["curves"]:
         assert list(curve) == ["context", "batch", "step_ms"] and len(curve["batch"]) == len(curve["step_ms"])
         assert all(a < b for a, b in zip(curve["batch"], curve["batch"][1:]))
@@ -144,6 +148,41 @@ def test_yaml_structure_and_provenance(h100_tables) -> None:
     assert "backend_version='1.3.0rc20'" in prov["call"] and "tp=2" in prov["call"]
     assert "static_ctx" in prov["source"] and "no framework/scheduling overhead" in prov["source"]
     assert 0.3 < h100_tables.silicon_share <= 1.0
+
+
+@needs_aic
+@pytest.mark.parametrize("system", ["h100_sxm", "h200_sxm"])
+def test_a_system_made_from_the_tables_reproduces_the_estimates(system: str, tmp_path) -> None:
+    """The tables in a systems file (the rest from the shipped analytic one) load as table timing, and the
+    fleet itself — one prefill, one decode step, timed by tools/compare_aic.py — gives aiconfigurator's numbers."""
+    import importlib.util as iu
+    from pathlib import Path
+
+    from replaylib.scenario.system import TableTiming, load_system
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = iu.spec_from_file_location("compare_aic", repo / "tools" / "compare_aic.py")
+    tool = iu.module_from_spec(spec)
+    spec.loader.exec_module(tool)  # type: ignore[union-attr]
+    t = estimate_tables(MODEL, system, "trtllm", tp=2, gemm_quant="fp8", kv_quant="fp8",
+                        prefill_tokens=[1, 512, 2048, 8192, 32768], prefill_contexts=[0, 8192],
+                        decode_batches=[1, 8, 32, 128], decode_contexts=[2048, 8192])
+    doc = yaml.safe_load((repo / "systems" / f"{system}.yaml").read_text())
+    table = t.to_builtins()
+    doc["timing"] = {**table["timing"], "kv_transfer": doc["timing"]["kv_transfer"]}
+    doc["provenance"] = table["provenance"]
+    path = tmp_path / f"{system}_aic.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    loaded = load_system(path)
+    assert isinstance(loaded.timing, TableTiming)
+    assert loaded.provenance is not None and loaded.provenance.tool == "aiconfigurator"
+    fresh = t.prefill[0]
+    for n, ms in zip(fresh.tokens[1:], fresh.pass_ms[1:]):
+        assert tool.fleet_prefill_ms(loaded, n) == pytest.approx(ms, rel=1e-9), n
+    for curve in t.decode:
+        for b, ms in zip(curve.batch, curve.step_ms):
+            # the fleet's step runs at context + 1 (the first token is in KV): within 0.1%
+            assert tool.fleet_decode_step_ms(loaded, b, curve.context) == pytest.approx(ms, rel=1e-3), (b, curve.context)
 
 
 @needs_aic

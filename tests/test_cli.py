@@ -18,7 +18,7 @@ def test_help_lists_every_verb() -> None:
     run = _run("--help")
     assert run.returncode == 0
     for verb in VERBS:
-        assert f"    {verb} " in run.stdout, verb
+        assert f"    {verb} " in run.stdout or f"    {verb}\n" in run.stdout, verb  # a long name wraps its help
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,9 @@ def test_unknown_scenario_lists_the_known_ones_and_suggests_the_nearest() -> Non
         find_scenario("g1_decod_drift", EMPTY)
     text = str(info.value)
     assert "unknown scenario 'g1_decod_drift'; did you mean g1_decode_drift?" in text
-    assert "Known: budget_shrink, closed_loop_sessions, default, g1_decode_drift" in text and "REPLAYLIB_SCENARIO_PATH" in text
+    known = ", ".join(e.name for e in scenario_entries(EMPTY))
+    assert f"Known: {known}." in text and "REPLAYLIB_SCENARIO_PATH" in text
+    assert known.startswith("budget_shrink, closed_loop_sessions, default, ") and "sweeps" not in known  # a sweep file is no scenario
     with pytest.raises(CatalogError, match=r"no such scenario file; did you mean the scenario named g3_tight_budget"):
         find_scenario("elsewhere/g3_tight_budgt.yaml", EMPTY)
 
@@ -118,7 +120,8 @@ def test_system_and_trace_search_paths(tmp_path: Path) -> None:
     shutil.copy(REPO / "traces" / "tiny.jsonl", traces / "sub" / "mine.jsonl")
     scenario = tmp_path / "s.yaml"
     scenario.write_text("name: s\nsystem: my_sku\ntrace: {path: sub/mine.jsonl}\nticks: 2\nplanner: {max_gpu_budget: 8}\n")
-    with pytest.raises(ScenarioError, match=r"unknown system 'my_sku'.*Known: h100_pcie, h100_sxm, h200_sxm"):
+    known = ", ".join(e.name for e in system_entries())
+    with pytest.raises(ScenarioError, match=rf"unknown system 'my_sku'.*Known: {known}\."):
         load_scenario(scenario, search=EMPTY)
     with pytest.raises(ScenarioError, match=r"trace file not found: .*nor sub/mine.jsonl on the trace search path"):
         load_scenario(scenario, search=SearchPath(systems=(str(systems),)))
@@ -136,21 +139,22 @@ def test_list_verbs_print_one_line_each(capsys: pytest.CaptureFixture[str]) -> N
     assert "tiny.jsonl" in capsys.readouterr().out
     assert main(["list", "planners"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == registry.available_planners()
+    assert [line.split()[0] for line in lines] == [*registry.available_planners(), *sorted(registry.EXTERNAL)]
     assert all(len(line.split()) > 3 for line in lines)  # every planner says what it does
 
 
-def test_a_lazily_registered_planner_is_listed_without_importing_it(monkeypatch: pytest.MonkeyPatch,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_external_planner_is_listed_and_named_without_importing_it(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """An optional-dependency planner (like the Dynamo bridge) lists and resolves without being imported."""
-    monkeypatch.setitem(registry.LAZY, ("lazy", 1), registry.PlannerEntry(
-        name="lazy", version=1, target="replaylib_no_such_module.planner:Lazy", summary="needs an extra", extra="lazy"))
+    monkeypatch.setitem(registry.EXTERNAL, "lazy", registry.ExternalPlanner(
+        factory="replaylib_no_such_module.planner:load", availability="replaylib_no_such_module.planner:why",
+        about="needs an extra (pip install 'replaylib[lazy]')"))
     assert main(["list", "planners"]) == 0
-    assert any(line.startswith("lazy@1") and "needs replaylib[lazy]" in line for line in capsys.readouterr().out.splitlines())
+    assert any(line.startswith("lazy ") and "replaylib[lazy]" in line for line in capsys.readouterr().out.splitlines())
     assert "replaylib_no_such_module" not in sys.modules
-    assert registry.resolve_spec("lazy") == "lazy@1"
-    with pytest.raises(registry.PlannerError, match=r"planner lazy@1 is not available: .*pip install 'replaylib\[lazy\]'"):
-        registry._builtin_class("lazy@1")
+    assert registry.resolve_spec("lazy") == "lazy"
+    with pytest.raises(registry.PlannerError, match=r"constructing planner 'lazy' failed: ModuleNotFoundError"):
+        registry.load_planner("lazy", None)  # type: ignore[arg-type]
 
 
 def test_recording_name_does_not_depend_on_how_the_planner_is_spelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -240,12 +240,13 @@ def test_power_functions_by_hand(h100: System) -> None:
     assert cap.loaded_power_w(h100, "decode", 700) == 350
     assert cap.loaded_power_w(h100, "decode", 300) == 300
     assert cap.loaded_power_w(h100, "decode", 100) == 200  # clamped to min_cap_w
-    # decode base 0.25 x 700 = 175 W; half load -> 262.5 W; half busy -> 70 + 0.5 x 192.5
-    assert cap.worker_power_w(h100, "decode", 700, load=0.5, busy=1.0) == pytest.approx(262.5)
-    assert cap.worker_power_w(h100, "decode", 700, load=0.5, busy=0.5) == pytest.approx(166.25)
-    assert cap.worker_power_w(h100, "prefill", 400, load=1.0, busy=1.0) == 400  # the cap binds
-    assert cap.decode_load(h100, 150_000) == 0.5
-    assert cap.prefill_load(h100, 8192) == 1.0
+    # decode base 0.25 x 700 = 175 W; half load (150k of 300k KV tokens) -> 262.5 W; half busy -> 70 + 0.5 x 192.5
+    assert cap.worker_power_w(h100, "decode", 700, load=150_000, busy=1.0) == pytest.approx(262.5)
+    assert cap.worker_power_w(h100, "decode", 700, load=150_000, busy=0.5) == pytest.approx(166.25)
+    assert cap.worker_power_w(h100, "decode", 700, load=600_000, busy=1.0) == 350  # saturated beyond 300k
+    assert cap.worker_power_w(h100, "prefill", 400, load=8192, busy=1.0) == 400  # the cap binds
+    # prefill base 0.45 x 700 = 315 W; 2048 of 4096 saturation tokens -> halfway to 680 W
+    assert cap.worker_power_w(h100, "prefill", 700, load=2048, busy=1.0) == pytest.approx(497.5)
 
 
 def test_queueing_formulas_by_hand() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from replaylib.scenario import ScenarioError, load_scenario, load_system
 from replaylib.scenario.model import BiasStep, NodeDown
+from replaylib.timing import power_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,19 +169,20 @@ def test_content_hash_is_stable_and_sensitive(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sku", ["h100_sxm", "h100_pcie", "h200_sxm"])
 def test_bundled_systems_load_and_have_the_published_shape(sku: str) -> None:
     s = load_system(REPO / "systems" / f"{sku}.yaml")
+    speed = power_model(s).speed
     g = s.gpu
     assert g.idle_w < g.min_cap_w <= g.max_cap_w <= g.tdp_w
     # prefill is compute-bound: slows as soon as the cap drops below its uncapped draw
     p_unc = s.power_model.prefill.uncapped_w
-    assert s.speed("prefill", p_unc) == 1.0
-    assert s.speed("prefill", 0.8 * p_unc) < 0.9
+    assert speed("prefill", p_unc) == 1.0
+    assert speed("prefill", 0.8 * p_unc) < 0.9
     # decode is memory-bound: a cap above its draw changes nothing, the floor slows it
     d_unc = s.power_model.decode.uncapped_w
-    assert s.speed("decode", d_unc) == 1.0 == s.speed("decode", g.max_cap_w)
-    assert s.speed("decode", g.min_cap_w) < 1.0
+    assert speed("decode", d_unc) == 1.0 == speed("decode", g.max_cap_w)
+    assert speed("decode", g.min_cap_w) < 1.0
     # at every settable cap, prefill loses at least as much speed as decode
     for cap in range(int(g.min_cap_w), int(g.max_cap_w) + 1, 10):
-        assert s.speed("prefill", cap) <= s.speed("decode", cap) + 1e-12
+        assert speed("prefill", cap) <= speed("decode", cap) + 1e-12
 
 
 def test_bad_system_file_names_key(tmp_path: Path) -> None:

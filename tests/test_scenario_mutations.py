@@ -20,11 +20,14 @@ import replaylib.power.overlay as overlay_mod
 from replaylib.adapter import loop
 from replaylib.adapter import replay
 from replaylib.planner.aic import AicPlanner
+from replaylib.planner.dynamo import config as dynamo_config
+from replaylib.planner.dynamo import snapshot as dynamo_snapshot
 from replaylib.planner.predictors import ConstantPredictor, KalmanPredictor, MovingAveragePredictor
 from replaylib.planner.sla import SlaPlanner
 from replaylib.scenario import load_scenario
 from replaylib.scenario.model import ActuationFault, BudgetChange, NodeDown, NodeUp
 from replaylib.sim import fleet as fleet_mod
+from tests.planner_helpers import planner_marks, skip_unless_planner_available
 
 REPO = Path(__file__).resolve().parents[1]
 Mutation = Callable[[pytest.MonkeyPatch], None]
@@ -206,6 +209,31 @@ def optimizer_fault_never_clears(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(loop._Replay, "_observe", observe)
 
 
+def dynamo_blind_to_queues(mp: pytest.MonkeyPatch) -> None:
+    """The Dynamo bridge reports every prefill queue as empty (no queued prefill tokens)."""
+    original = dynamo_snapshot.fpm_record
+    mp.setattr(dynamo_snapshot, "fpm_record", lambda m: original(m) | {"sum_queued_prefill_tokens": 0})
+
+
+def dynamo_queues_never_drain(mp: pytest.MonkeyPatch) -> None:
+    """The Dynamo bridge over-reports every prefill queue by 20,000 tokens."""
+    original = dynamo_snapshot.fpm_record
+
+    def record(m):  # noqa: ANN001, ANN202
+        fpm = original(m)
+        if m.role == "prefill":
+            fpm["sum_queued_prefill_tokens"] += 20_000
+        return fpm
+
+    mp.setattr(dynamo_snapshot, "fpm_record", record)
+
+
+def dynamo_without_gpu_budget(mp: pytest.MonkeyPatch) -> None:
+    """The scenario's max_gpu_budget does not reach Dynamo (-1: Dynamo's "no budget")."""
+    original = dynamo_config._scenario_value
+    mp.setattr(dynamo_config, "_scenario_value", lambda key, value: -1 if key == "max_gpu_budget" else original(key, value))
+
+
 # -- the table: scenario, mutation, the assertion indices it must break -------------------------
 
 CASES: list[tuple[str, Mutation, set[int]]] = [
@@ -239,8 +267,15 @@ CASES: list[tuple[str, Mutation, set[int]]] = [
     ("optimizer_fallback", no_fallback_caps, {1, 2}),
     ("optimizer_fallback", optimizer_fault_never_clears, {3}),
     ("optimizer_fallback", handoff_loses_requests, {4}),
+    ("dynamo_mooncake", handoff_loses_requests, {0, 1}),
+    ("dynamo_mooncake", dynamo_without_gpu_budget, {2}),
+    ("dynamo_mooncake", dynamo_blind_to_queues, {3}),
+    ("dynamo_mooncake", dynamo_queues_never_drain, {4}),
     ("mooncake_conversation", handoff_loses_requests, {0, 1}),
     ("mooncake_conversation", planner_blind_to_budget, {2}),
+    ("h200_llama8b_dynamo", handoff_loses_requests, {0, 1}),
+    ("h200_llama8b_dynamo", planner_blind_to_budget, {2}),
+    ("h200_llama8b_dynamo", no_cap_optimisation, {3}),
     ("closed_loop_sessions", handoff_loses_requests, {0, 1, 3}),
     ("closed_loop_sessions", sessions_replayed_open_loop, {2}),
 ]
@@ -248,7 +283,7 @@ CASES: list[tuple[str, Mutation, set[int]]] = [
 
 @pytest.mark.parametrize(
     ("scenario", "mutation", "breaks"),
-    CASES,
+    [pytest.param(*case, marks=planner_marks(REPO / "scenarios" / f"{case[0]}.yaml")) for case in CASES],
     ids=[f"{s}-{m.__name__}" for s, m, _ in CASES],
 )
 def test_mutation_breaks_the_assertions_that_guard_it(
@@ -257,6 +292,7 @@ def test_mutation_breaks_the_assertions_that_guard_it(
     loaded = load_scenario(REPO / "scenarios" / f"{scenario}.yaml", check_trace=False)
     if not Path(loaded.trace_path).exists():
         pytest.skip(f"trace not available: {loaded.trace_path}")
+    skip_unless_planner_available(loaded.scenario.planner.name)
     mutation(monkeypatch)
     result = replay(loaded, out=tmp_path / "mutated.arrow")
     failed = {a.index for a in result.assertions if not a.passed}

@@ -38,8 +38,21 @@ from hypothesis import strategies as st
 from reference_fleet import ReferenceFleet
 from sim_helpers import hand_system
 from replaylib.scenario.model import FleetConfig
-from replaylib.scenario.system import DecodeTiming, KvSpec, PrefillTiming, Timing, TransferTiming, load_system
+from replaylib.scenario.system import (
+    DecodeCurve,
+    DecodeTable,
+    DecodeTiming,
+    KvSpec,
+    PrefillCurve,
+    PrefillTable,
+    PrefillTiming,
+    TableTiming,
+    Timing,
+    TransferTiming,
+    load_system,
+)
 from replaylib.sim.arrivals import ClosedLoop
+from replaylib.timing.table import default_pass_overhead_ms
 from replaylib.trace.model import Request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +110,59 @@ def systems(draw) -> Any:
         kv=KvSpec(capacity_tokens=capacity),
         startup_delay_ms=draw(nonround(13.1, 3000.7)),
     )
+
+
+@st.composite
+def noisy_curve(draw, lo: float, hi: float, n: int, start: float, growth: float) -> tuple[list[float], list[float]]:
+    """``n`` strictly increasing x in [lo, hi) and positive y that mostly grow with x, with noise
+    (measured curves are not monotone)."""
+    xs = sorted({draw(nonround(lo, hi)) for _ in range(n)})
+    if len(xs) < 2:
+        xs = [lo + 0.137 * (hi - lo), lo + 0.713 * (hi - lo)]
+    ys = [start + growth * (x - lo) * draw(nonround(0.6, 1.4)) for x in xs]
+    return xs, ys
+
+
+@st.composite
+def table_timings(draw) -> TableTiming:
+    """A table timing: 1-3 prefill curves, 1-4 decode curves, non-round and noisy, often
+    exercised outside the measured range (the fleet config goes beyond the grids)."""
+    n_p = draw(st.integers(1, 3))
+    p_contexts = [0] + sorted({int(draw(nonround(50, 3000))) for _ in range(n_p - 1)})
+    prefill = []
+    for _ in p_contexts:
+        xs, ys = draw(noisy_curve(20, 3000, draw(st.integers(2, 6)), draw(nonround(3.7, 15.3)), draw(nonround(0.011, 0.21))))
+        tokens = sorted({max(1, int(x)) for x in xs})
+        if len(tokens) < 2:
+            tokens = [17, 1999]
+        prefill.append((tokens, ys[: len(tokens)] + [ys[-1]] * (len(tokens) - len(ys))))
+    first_ms = min(ys[0] for _, ys in prefill)  # the overhead may not exceed any curve's first pass
+    overhead = draw(st.one_of(st.none(), nonround(0.0, first_ms)))
+    if overhead is None and default_pass_overhead_ms(prefill[0][0], prefill[0][1]) > first_ms:
+        overhead = 0.5 * first_ms
+    budget = draw(st.one_of(st.none(), st.integers(64, 2048)))
+    n_d = draw(st.integers(1, 4))
+    d_contexts = sorted({draw(nonround(5, 2500)) for _ in range(n_d)})
+    decode = []
+    for _ in d_contexts:
+        xs, ys = draw(noisy_curve(1, 14, draw(st.integers(2, 6)), draw(nonround(3.7, 15.3)), draw(nonround(0.013, 0.37))))
+        decode.append(([max(1.0, x) for x in xs], ys))
+    return TableTiming(
+        prefill=PrefillTable(
+            curves=[PrefillCurve(context=c, tokens=t, pass_ms=y) for c, (t, y) in zip(p_contexts, prefill)],
+            pass_overhead_ms=overhead,
+            measured_max_num_batched_tokens=budget,
+        ),
+        decode=DecodeTable(curves=[DecodeCurve(context=c, batch=b, step_ms=y) for c, (b, y) in zip(d_contexts, decode)]),
+        kv_transfer=TransferTiming(base_ms=draw(nonround(0.3, 7.9)), per_token_ms=draw(nonround(1e-5, 0.013))),
+    )
+
+
+@st.composite
+def table_systems(draw) -> Any:
+    """h100_sxm timed by a drawn table instead of its formulas."""
+    system = draw(systems())
+    return msgspec.structs.replace(system, timing=draw(table_timings()))
 
 
 fleet_configs = st.builds(
@@ -192,9 +258,9 @@ operations = st.one_of(
 
 
 @st.composite
-def cases(draw, with_operations: bool = True):
+def cases(draw, with_operations: bool = True, system_strategy: Any = None):
     block_size = draw(st.integers(16, 64))
-    system = draw(systems())
+    system = draw((system_strategy or systems)())
     config = draw(fleet_configs)
     trace = draw(traces(block_size))
     script = draw(st.lists(st.tuples(step_sizes, operations if with_operations else st.none()), max_size=40))
@@ -204,7 +270,7 @@ def cases(draw, with_operations: bool = True):
 @st.composite
 def closed_cases(draw):
     block_size = draw(st.integers(16, 64))
-    system = draw(systems())
+    system = draw(st.one_of(systems(), table_systems()))  # both timing forms
     config = draw(fleet_configs)
     trace = draw(session_traces(block_size))
     script = draw(st.lists(st.tuples(step_sizes, operations), max_size=40))
@@ -332,26 +398,34 @@ def assert_same_ticks(expected: list[tuple], actual: list[tuple]) -> None:
 # --------------------------------------------------------------------------- the tests
 
 
-@SETTINGS
-@given(case=cases())
-def test_fast_fleet_matches_reference(fast_fleet_cls, case):
+def assert_fleets_agree(fleet_cls: Any, case: tuple, closed_loop: ClosedLoop | None = None) -> None:
     system, config, trace, block_size, script = case
-    ref = replay(ReferenceFleet, system, config, trace, block_size, script)
-    fast = replay(fast_fleet_cls, system, config, trace, block_size, script)
+    ref = replay(ReferenceFleet, system, config, trace, block_size, script, closed_loop)
+    fast = replay(fleet_cls, system, config, trace, block_size, script, closed_loop)
     assert_same_outcomes(ref.outcomes, fast.outcomes)
     assert_same_ticks(ref.ticks, fast.ticks)
     assert ref.fail_results == fast.fail_results
+
+
+@SETTINGS
+@given(case=cases())
+def test_fast_fleet_matches_reference(fast_fleet_cls, case):
+    assert_fleets_agree(fast_fleet_cls, case)
+
+
+@SETTINGS
+@given(case=cases(system_strategy=table_systems))
+def test_fast_fleet_matches_reference_on_table_systems(fast_fleet_cls, case):
+    """The same on measured-table timing: the fleet's runs split at the table's grid points
+    and still agree with the reference's one-step-at-a-time lookups."""
+    assert_fleets_agree(fast_fleet_cls, case)
 
 
 @SETTINGS
 @given(case=closed_cases())
 def test_fast_fleet_matches_reference_closed_loop(fast_fleet_cls, case):
-    system, config, trace, block_size, script, closed_loop = case
-    ref = replay(ReferenceFleet, system, config, trace, block_size, script, closed_loop)
-    fast = replay(fast_fleet_cls, system, config, trace, block_size, script, closed_loop)
-    assert_same_outcomes(ref.outcomes, fast.outcomes)
-    assert_same_ticks(ref.ticks, fast.ticks)
-    assert ref.fail_results == fast.fail_results
+    *case, closed_loop = case
+    assert_fleets_agree(fast_fleet_cls, tuple(case), closed_loop)
 
 
 @SETTINGS

@@ -301,12 +301,12 @@ def test_shipped_example_sweep_and_the_readme_example_plan(tmp_path: Path) -> No
 
     from replaylib.sweep import sweep_from_mapping
 
-    example = plan_sweep(load_sweep(REPO / "scenarios" / "sweeps" / "budget.yaml"), Store(tmp_path / "o"))
+    example = plan_sweep(load_sweep(REPO / "sweeps" / "budget.yaml"), Store(tmp_path / "o"))
     assert len(example) == 18 and {r.planner for r in example} == {"sla@1", "power@1", "aic@2"}
     readme = (REPO / "README.md").read_text()
     block = re.search(r"## Sweeps.*?```yaml\n(.*?)```", readme, re.S)
     assert block, "README has a Sweeps section with a yaml example"
-    sweep = sweep_from_mapping(yaml.safe_load(block.group(1)), str(REPO / "scenarios" / "sweeps" / "readme.yaml"))
+    sweep = sweep_from_mapping(yaml.safe_load(block.group(1)), str(REPO / "sweeps" / "readme.yaml"))
     runs = plan_sweep(sweep, Store(tmp_path / "r"))
     assert {r.scenario for r in runs} == {"default", "g3_tight_budget"}
     assert len(runs) == 2 * 2 * 8 * 3 * 2 * 2

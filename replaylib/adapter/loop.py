@@ -35,13 +35,13 @@ import msgspec
 
 from replaylib import __version__
 from replaylib.errors import ReplaylibError
-from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs, projected_watts
+from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import KpiAccumulator, Kpis
 from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
 from replaylib.record.reversals import ReversalCounter
-from replaylib.record.schema import SCHEMA_VERSION
+from replaylib.record.schema import PLANNER_METADATA_KEY, PLANNER_METADATA_PREFIX, SCHEMA_VERSION
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
 from replaylib.scenario.model import (
@@ -56,10 +56,12 @@ from replaylib.scenario.model import (
     OptimizerFailure,
     PromOutage,
     PromStale,
+    Scenario,
 )
 from replaylib.scenario.system import System, system_file_hash
 from replaylib.sim import ClosedLoop, Fleet, Snapshot
 from replaylib.sim.metrics import LatencyStats, RoleCounts
+from replaylib.timing import PowerModel, RangeReport, TimingModel, power_model
 from replaylib.trace import Request, read_trace
 
 _INF = float("inf")
@@ -84,6 +86,8 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     assertions: tuple[AssertionResult, ...]
     meta: RecordingMeta  #: the recording's metadata
     kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
+    #: the fleet's timing lookups outside a table's measured range (all zero for a formula)
+    timing_range: RangeReport = RangeReport()
     #: closed loop, at the last tick: session turns held back and abandoned (None open loop)
     turns_held: int | None = None
     turns_abandoned: int | None = None
@@ -101,19 +105,6 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def planner_context(loaded: LoadedScenario, seed: int) -> PlannerContext:
-    """What the scenario's planner is constructed with (seed: the replay's)."""
-    sc = loaded.scenario
-    return PlannerContext(
-        config=sc.planner,
-        system=loaded.system,
-        initial_prefill=sc.fleet.prefill_workers,
-        initial_decode=sc.fleet.decode_workers,
-        fleet=sc.fleet,
-        seed=seed,
-    )
-
-
 def replay(
     loaded: LoadedScenario,
     *,
@@ -122,30 +113,56 @@ def replay(
     trace: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    timing: TimingModel | None = None,
+    power: PowerModel | None = None,
     trace_mode: str | None = None,
 ) -> ReplayResult:
     """Replay ``loaded`` and write its recording to ``out`` (atomically).
 
     ``planner`` (a spec such as ``aic@1`` / ``pkg.mod:Class``, or a planner
     object), ``trace``, ``seed`` and ``trace_mode`` (``open_loop`` /
-    ``closed_loop``) override the scenario's own.  An exception
-    or interrupt leaves any previous ``out`` untouched and the events recorded
-    so far readable in ``out.partial``.
+    ``closed_loop``) override the scenario's own.  ``timing`` /
+    ``power`` replace the models the system's YAML names, for the fleet, the
+    power overlay, the budget guard and a planner built here alike (a given
+    timing object is shared, so its range report counts every caller).  An
+    exception or interrupt leaves any previous ``out`` untouched and the events
+    recorded so far readable in ``out.partial``.
     """
-    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, trace_mode=trace_mode)
-    metadata = run.metadata()
-    writer = RecordingWriter(out, metadata)
+    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power, trace_mode=trace_mode)
     try:
-        result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
+        metadata = run.metadata()
+        writer = RecordingWriter(out, metadata)
+        try:
+            result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    finally:
+        run.close_planner()
     return result
+
+
+def planner_context(loaded: LoadedScenario, seed: int | None = None, *, timing: TimingModel | None = None,
+                    power: PowerModel | None = None) -> PlannerContext:
+    """What the scenario's planner is constructed with (seed: the replay's, None: the scenario's;
+    ``timing`` / ``power``: the models to plan with, None: the system's own)."""
+    sc = loaded.scenario
+    return PlannerContext(
+        config=sc.planner,
+        system=loaded.system,
+        initial_prefill=sc.fleet.prefill_workers,
+        initial_decode=sc.fleet.decode_workers,
+        fleet=sc.fleet,
+        seed=sc.seed if seed is None else seed,
+        timing=timing,
+        power=power,
+    )
 
 
 class _Replay:
     def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None,
+                 timing: TimingModel | None = None, power: PowerModel | None = None,
                  trace_mode: str | None = None) -> None:
         sc = loaded.scenario
         self.loaded = loaded
@@ -155,22 +172,34 @@ class _Replay:
         self.trace_path = os.fspath(trace) if trace is not None else loaded.trace_path
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
+        self.power: PowerModel = power if power is not None else power_model(self.system)
         self.trace_mode = sc.trace.mode if trace_mode is None else trace_mode
         if self.trace_mode not in TRACE_MODES:
             raise ReplaylibError(f"trace mode must be one of {', '.join(TRACE_MODES)}, got {self.trace_mode!r}")
         closed = None
         if self.trace_mode == "closed_loop":
             closed = ClosedLoop(lookahead_ms=sc.trace.session_lookahead_s * 1000.0, session_timeout_ms=sc.trace.session_timeout_s * 1000.0)
-        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, closed_loop=closed)
-        ctx = planner_context(loaded, self.seed)
+        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power,
+                           closed_loop=closed)
+        ctx = planner_context(loaded, self.seed, timing=timing, power=power)
+        #: a planner loaded from a spec belongs to this replay, which closes it at the end
+        self.owns_planner = planner is None or isinstance(planner, str)
         if planner is None or isinstance(planner, str):
             from replaylib.planner.registry import load_planner
 
             self.planner: Planner = load_planner(planner or sc.planner.name, ctx)
         else:
             self.planner = planner
+        try:
+            self._set_up(sc)
+        except BaseException:
+            self.close_planner()
+            raise
+
+    def _set_up(self, sc: Scenario) -> None:
+        self.first_tick_ms = self._first_tick_ms()
         bias_events = [e for e in sc.events if isinstance(e, (BiasStep, BiasRamp, BiasSine))]
-        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed)
+        self.overlay = Overlay(self.system, sc.power, bias_events, self.seed, power=self.power)
         self.source = MetricsSource()
         self.budget = sc.power.total_gpu_power_limit_w
         # events fire in time order; ties keep their order in the scenario
@@ -201,9 +230,46 @@ class _Replay:
             )
         return rows
 
+    def _first_tick_ms(self) -> float:
+        """The planner's own first tick (optional ``initial_tick_s``), else one adjustment interval."""
+        first = getattr(self.planner, "initial_tick_s", None)
+        if first is None:
+            return self.interval_ms
+        if isinstance(first, bool) or not isinstance(first, (int, float)) or not 0 < first < _INF:
+            raise PlannerError(f"planner {self.planner.name}@{self.planner.version} has initial_tick_s {first!r}; expected seconds > 0")
+        return float(first) * 1000.0
+
+    def close_planner(self) -> None:
+        """Release a planner this replay loaded (its optional ``close()``)."""
+        close = getattr(self.planner, "close", None) if self.owns_planner else None
+        if callable(close):
+            close()
+
+    def _planner_metadata(self) -> dict[str, str]:
+        """The planner's optional ``metadata()``, as recording keys ``planner.<key>``."""
+        hook = getattr(self.planner, "metadata", None)
+        if not callable(hook):
+            return {}
+        name = f"{self.planner.name}@{self.planner.version}"
+        try:
+            extra = hook()
+        except Exception as exc:
+            raise PlannerError(f"planner {name}: metadata() raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise PlannerError(f"planner {name}: metadata() returned {type(extra).__name__}, expected a dict[str, str]")
+        out: dict[str, str] = {}
+        for key in sorted(extra):
+            value = extra[key]
+            if not (isinstance(key, str) and PLANNER_METADATA_KEY.fullmatch(key)):
+                raise PlannerError(f"planner {name}: metadata() key {key!r}: expected lower-case letters, digits and '_'")
+            if not isinstance(value, str):
+                raise PlannerError(f"planner {name}: metadata() key {key!r} has a {type(value).__name__} value; expected a str")
+            out[PLANNER_METADATA_PREFIX + key] = value
+        return out
+
     def metadata(self) -> dict[str, str]:
         sc = self.scenario
-        return {
+        return self._planner_metadata() | {
             "replaylib_version": __version__,
             "schema_version": str(SCHEMA_VERSION),
             "planner_name": str(self.planner.name),
@@ -234,7 +300,7 @@ class _Replay:
 
         limit = self.scenario.ticks
         tick = 0
-        t_sched = self.interval_ms
+        t_sched = self.first_tick_ms
         finished = False
         while True:
             snap = self.fleet.advance_to(t_sched)
@@ -280,6 +346,7 @@ class _Replay:
             assertions=tuple(results),
             meta=meta,
             kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
+            timing_range=self.fleet.timing.range_report(),
             turns_held=tick_row.turns_held,
             turns_abandoned=tick_row.turns_abandoned,
         )
@@ -340,6 +407,7 @@ class _Replay:
             budget_w=self.budget,
             last_actuation=self.last_actuation,  # type: ignore[arg-type]
             optimizer_fault=fault,  # type: ignore[arg-type]
+            workers=snap.workers,
         )
 
     def _role_obs(self, snap: Snapshot, role: str, counts: RoleCounts, cap: float) -> RoleObs:
@@ -380,10 +448,10 @@ class _Replay:
 
     def _budget_clamp(self, n_p: int, n_d: int, cap_p: float, cap_d: float) -> tuple[float, float, bool]:
         """Lower both caps by one factor until the provisioned power fits the budget."""
-        s, g, budget = self.system, self.gpus_per_worker, self.budget
+        s, power, budget = self.system, self.power, self.budget
 
         def provisioned(f: float) -> float:
-            return projected_watts(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f), g)
+            return power.provisioned_w(n_p, n_d, s.clamp_cap(cap_p * f), s.clamp_cap(cap_d * f))
 
         if budget is None or provisioned(1.0) <= budget:
             return cap_p, cap_d, False
@@ -456,7 +524,7 @@ class _Replay:
                                   projected_w=d.projected_w))
         self.last_actuation = actuation
         if d.projected_w is None:  # optional for a planner: the adapter fills it from the decision, and says so
-            d = msgspec.structs.replace(d, projected_w=projected_watts(d.n_prefill, d.n_decode, want_p, want_d, self.gpus_per_worker))
+            d = msgspec.structs.replace(d, projected_w=self.power.provisioned_w(d.n_prefill, d.n_decode, want_p, want_d))
             filled = True
         else:
             filled = False
@@ -469,7 +537,7 @@ class _Replay:
         w = snap.window
         cap_p, cap_d = self.fleet.caps
         held_p, held_d = self.fleet.worker_counts()
-        provisioned = self.gpus_per_worker * (cap_p * _held(held_p) + cap_d * _held(held_d))
+        provisioned = self.power.provisioned_w(_held(held_p), _held(held_d), cap_p, cap_d)
         sla = self.scenario.planner
         ttft, itl = w.ttft, w.itl
         obs_ttft = self.source.observe("ttft")

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from replaylib import __version__
 
 #: Verb modules in the order ``--help`` lists them.
-VERBS: tuple[str, ...] = ("record", "list", "show", "plot", "report", "export", "validate", "generate", "import", "diff", "compare", "sweep")
+VERBS: tuple[str, ...] = (
+    "record", "list", "show", "plot", "report", "export", "validate", "generate", "import", "diff", "compare", "sweep",
+    "systems", "sensitivity",
+)
 
 
 class _Parser(argparse.ArgumentParser):

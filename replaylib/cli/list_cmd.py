@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "planners":
             from replaylib.planner.registry import planner_entries
 
-            rows = [(e.spec, e.summary + (f" (needs replaylib[{e.extra}])" if e.extra else ""), e.target)
-                    for e in planner_entries()]
+            rows = [(e.spec, e.summary, e.target) for e in planner_entries()]
         else:
             entries = {"scenarios": data.scenario_entries, "systems": data.system_entries, "traces": data.trace_entries}
             listed = entries[args.what](search_path(args))

@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         note = "" if result.finished else " (stopped at the tick limit)"
         print(format_summary(summary, scenario_path=loaded.path, ticks_note=note))
+        outside = result.timing_range.describe()
+        if outside:
+            print(f"timing outside the measured range ({result.timing_range.model} model, clamped or extended): {outside}")
     return 0 if result.passed else 1
 
 

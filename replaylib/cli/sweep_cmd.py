@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as independent tasks and write OUT/runs/*.arrow and OUT/sweep.parquet (parameters, KPIs, assertion verdicts, "
         "recording path and sha256). A run whose recording already exists for the same inputs is reused.",
         epilog=epilog(
-            "python -m replaylib sweep scenarios/sweeps/budget.yaml",
+            "python -m replaylib sweep sweeps/budget.yaml",
             "python -m replaylib sweep my_sweep.yaml --jobs 8 --out results/",
             "python -m replaylib sweep my_sweep.yaml --scheduler tcp://10.0.0.5:8786 --out s3://bucket/sweeps/x",
             exits="exit status: 0 every run passed its assertions, 1 a run failed or errored, 2 bad input (nothing was run)",

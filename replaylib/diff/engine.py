@@ -36,7 +36,7 @@ from replaylib.diff.model import (
 )
 from replaylib.record.kpis import KPI_SPECS, Kpis, compute_kpis
 from replaylib.record.reader import RecordingMeta, read_recording, recording_metadata
-from replaylib.record.schema import FIELDS, KINDS
+from replaylib.record.schema import FIELDS, KINDS, PLANNER_METADATA_PREFIX
 
 #: Columns left out unless named with ``columns=``: row positions shift when an
 #: event is inserted, and the window histograms are summarised by their
@@ -83,13 +83,59 @@ _IN_A, _IN_B = "__in_a", "__in_b"
 
 
 def compare_metadata(a: RecordingMeta, b: RecordingMeta) -> list[MetaDiff]:
-    """The metadata keys whose values differ, in :data:`META_ORDER`."""
+    """The metadata keys whose values differ: :data:`META_ORDER` first, then the planners' own keys.
+
+    A planner's own key (``planner.<key>``, from its ``metadata()`` hook) present on one side only
+    shows ``(absent)`` on the other.  When both values are JSON objects (a planner's full
+    configuration), each differing field is its own row, ``planner.<key>.<dotted.field>``, so a
+    changed knob reads as one line instead of two walls of JSON.
+    """
     out = []
     for key in META_ORDER:
         va, vb = getattr(a, key), getattr(b, key)
         if va != vb:
             out.append(MetaDiff(key=key, a=str(va), b=str(vb)))
+    own_a, own_b = a.planner_metadata, b.planner_metadata
+    for key in sorted(set(own_a) | set(own_b)):
+        va, vb = own_a.get(key, _ABSENT), own_b.get(key, _ABSENT)
+        if va != vb:
+            out += _json_field_diffs(PLANNER_METADATA_PREFIX + key, va, vb)
     return out
+
+
+_ABSENT = "(absent)"
+
+
+def _json_field_diffs(key: str, va: str, vb: str) -> list[MetaDiff]:
+    ja, jb = _json_object(va), _json_object(vb)
+    if ja is None or jb is None:
+        return [MetaDiff(key=key, a=va, b=vb)]
+    fa, fb = _flatten(ja), _flatten(jb)
+    enc = msgspec.json.encode
+    return [
+        MetaDiff(key=f"{key}.{field}", a=enc(fa[field]).decode() if field in fa else _ABSENT,
+                 b=enc(fb[field]).decode() if field in fb else _ABSENT)
+        for field in sorted(set(fa) | set(fb))
+        if fa.get(field, _ABSENT) != fb.get(field, _ABSENT)
+    ] or [MetaDiff(key=key, a=va, b=vb)]  # same fields, different text (formatting): show it whole
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in obj.items():
+        if isinstance(v, dict) and v:
+            flat |= _flatten(v, f"{prefix}{k}.")
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
 
 
 def check_metadata(diffs: Sequence[MetaDiff], *, force: bool) -> bool:

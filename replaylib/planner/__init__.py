@@ -2,8 +2,10 @@
 
 ``load_planner("aic@1", ctx)`` / ``load_planner("my_pkg.mod:MyPlanner", ctx)``;
 ``available_planners()`` lists the built-ins (``aic@1``, ``aic@2``, ``power@1``,
-``sla@1``).  Planners see the fleet only through :class:`Observation` and act
-only through :class:`Decision`.
+``sla@1``); ``load_planner("dynamo", ctx)`` loads NVIDIA Dynamo's own planner through
+the bridge in :mod:`replaylib.planner.dynamo` (an external planner, imported on
+demand).  Planners see the fleet only through :class:`Observation` and act only
+through :class:`Decision`.
 """
 
 from replaylib.planner.protocol import (
@@ -15,6 +17,7 @@ from replaylib.planner.protocol import (
     PlannerContext,
     PlannerError,
     RoleObs,
+    WorkerObs,
 )
 from replaylib.planner.registry import available_planners, load_planner
 
@@ -27,6 +30,7 @@ __all__ = [
     "PlannerContext",
     "PlannerError",
     "RoleObs",
+    "WorkerObs",
     "available_planners",
     "load_planner",
 ]

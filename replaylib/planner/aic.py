@@ -3,8 +3,8 @@
 Performance-vs-cap table
     Built from the :class:`~replaylib.scenario.system.System` at construction:
     caps from ``gpu.min_cap_w`` to ``gpu.max_cap_w`` in 25 W steps (plus the max),
-    each row with the prefill and decode speed (``System.speed``) and the
-    expected per-GPU power of a loaded worker (``min(uncapped_w, cap)``).
+    each row with the prefill and decode speed and the expected per-GPU power
+    of a loaded worker, from the power model (``power.speed``, ``power.saturated_w``).
     Capacities depend on the workload, so at each sweep every row is evaluated
     at the predicted workload with the same sizing the replica logic uses
     (:meth:`SlaPlanner.prefill_sizing` / :meth:`~SlaPlanner.decode_sizing`:
@@ -83,10 +83,8 @@ import msgspec
 
 from replaylib.planner.capacity import (
     Role,
-    decode_load,
     decode_point,
     loaded_power_w,
-    prefill_load,
     prefill_request_ms,
     prefill_service_ms,
     utilization_ceiling,
@@ -96,6 +94,7 @@ from replaylib.planner.common import RoleSizing, Workload, ceil_need, clamp, cut
 from replaylib.planner.power import PowerPlanner
 from replaylib.planner.protocol import Decision, Observation, PlannerContext, RoleObs
 from replaylib.scenario.system import System
+from replaylib.timing import Models, PowerModel, as_models
 
 #: Cap grid step of the performance table (W).
 CAP_STEP_W = 25.0
@@ -133,9 +132,11 @@ class PerfTable(msgspec.Struct, frozen=True, kw_only=True):
         raise KeyError(cap_w)
 
 
-def build_perf_table(system: System, step_w: float = CAP_STEP_W) -> PerfTable:
+def build_perf_table(system: System | Models, step_w: float = CAP_STEP_W) -> PerfTable:
     """Caps ``min_cap_w, min_cap_w + step, …`` up to and including ``max_cap_w``."""
-    g = system.gpu
+    models = as_models(system)
+    g = models.system.gpu
+    power = models.power
     caps: list[float] = []
     k = 0
     while g.min_cap_w + k * step_w < g.max_cap_w - 1e-9:
@@ -145,10 +146,10 @@ def build_perf_table(system: System, step_w: float = CAP_STEP_W) -> PerfTable:
     rows = tuple(
         CapRow(
             cap_w=c,
-            prefill_speed=system.speed("prefill", c),
-            decode_speed=system.speed("decode", c),
-            prefill_power_w=loaded_power_w(system, "prefill", c),
-            decode_power_w=loaded_power_w(system, "decode", c),
+            prefill_speed=power.speed("prefill", c),
+            decode_speed=power.speed("decode", c),
+            prefill_power_w=loaded_power_w(models, "prefill", c),
+            decode_power_w=loaded_power_w(models, "decode", c),
         )
         for c in caps
     )
@@ -182,13 +183,13 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_workers: int
     floor: int
     budget_w: float | None
-    idle_w: float
+    power: PowerModel  #: provisioned and expected watts
 
 
-def _role_expected_w(n: int, opt: RoleOption, idle_w: float) -> float:
+def _role_expected_w(n: int, opt: RoleOption, power: PowerModel) -> float:
     need = opt.sizing.need
     u = 1.0 if math.isinf(need) else min(1.0, need / n)
-    return n * (idle_w + u * (opt.draw_w - idle_w))
+    return n * power.busy_mix_w(opt.draw_w, u)
 
 
 def evaluate(p: RoleOption, d: RoleOption, lim: Limits) -> Candidate | None:
@@ -201,15 +202,16 @@ def evaluate(p: RoleOption, d: RoleOption, lim: Limits) -> Candidate | None:
     n_p, n_d = fit.n_prefill, fit.n_decode
     cap_p, cap_d = p.sizing.cap_w, d.sizing.cap_w
     if lim.budget_w is not None:
-        fit = cut_to_fit(n_p, n_d, cost_prefill=cap_p * lim.gpus, cost_decode=cap_d * lim.gpus, limit=lim.budget_w,
+        fit = cut_to_fit(n_p, n_d, cost_prefill=lim.power.worker_provisioned_w(cap_p),
+                         cost_decode=lim.power.worker_provisioned_w(cap_d), limit=lim.budget_w,
                          need_prefill=need_p, need_decode=need_d, floor=lim.floor)
         if not fit.feasible:
             return None
         n_p, n_d = fit.n_prefill, fit.n_decode
     goodput = min(p.sizing.served(n_p), d.sizing.served(n_d))
-    expected = lim.gpus * (_role_expected_w(n_p, p, lim.idle_w) + _role_expected_w(n_d, d, lim.idle_w))
+    expected = lim.gpus * (_role_expected_w(n_p, p, lim.power) + _role_expected_w(n_d, d, lim.power))
     return Candidate(cap_p=cap_p, cap_d=cap_d, n_p=n_p, n_d=n_d, goodput=goodput, expected_w=expected,
-                     provisioned_w=lim.gpus * (n_p * cap_p + n_d * cap_d))
+                     provisioned_w=lim.power.provisioned_w(n_p, n_d, cap_p, cap_d))
 
 
 def _score(c: Candidate) -> tuple[float, float, float, int, float, float]:
@@ -269,7 +271,7 @@ class AicPlanner(PowerPlanner):
 
     def __init__(self, ctx: PlannerContext) -> None:
         super().__init__(ctx)
-        self.table = build_perf_table(self.system)
+        self.table = build_perf_table(self.models)
         self._caps = self.default_caps()
         self.c_power_p = 1.0
         self.c_power_d = 1.0
@@ -305,14 +307,13 @@ class AicPlanner(PowerPlanner):
         ready_w = 0.0
         if ready:
             if role == "decode":
-                load = decode_load(self.system, r.kv_tokens_used / ready)
+                load = r.kv_tokens_used / ready
             else:
                 isl = obs.mean_isl if obs.mean_isl is not None else (self._isl.predict() or 0.0)
                 hit = obs.prefix_hit_rate if obs.prefix_hit_rate is not None else (self._hit or 0.0)
-                per_pass = min(float(self.settings.max_num_batched_tokens), max(isl * (1.0 - hit), r.queued_tokens / ready))
-                load = prefill_load(self.system, per_pass)
-            ready_w = worker_power_w(self.system, role, r.cap_w, load=load, busy=r.busy_fraction)
-        return (r.starting * self.system.gpu.idle_w + ready * ready_w) / total
+                load = min(float(self.settings.max_num_batched_tokens), max(isl * (1.0 - hit), r.queued_tokens / ready))
+            ready_w = worker_power_w(self.models, role, r.cap_w, load=load, busy=r.busy_fraction)
+        return (r.starting * self.models.power.idle_w + ready * ready_w) / total
 
     def update_corrections(self, obs: Observation) -> None:
         """EMAs of the clamped observed/predicted ratios (TTFT, ITL, power per role)."""
@@ -391,7 +392,7 @@ class AicPlanner(PowerPlanner):
         """Every table cap whose unloaded TTFT meets the target (none: the max cap)."""
         b, cached = self.settings.max_num_batched_tokens, wl.isl * wl.hit
         ok = [r for r in self.table.rows
-              if self.c_ttft * prefill_request_ms(self.system, wl.isl, r.cap_w, b, cached) <= self.config.ttft_ms]
+              if self.c_ttft * prefill_request_ms(self.models, wl.isl, r.cap_w, b, cached) <= self.config.ttft_ms]
         rows = ok or [self.table.rows[-1]]
         return [self._option(self.prefill_sizing(wl, r.cap_w), r.prefill_power_w, self.c_power_p) for r in rows]
 
@@ -399,13 +400,12 @@ class AicPlanner(PowerPlanner):
         """Every table cap where a batch of one meets ``itl_ms / c_itl`` (none: the max cap)."""
         target = self.config.itl_ms / self.c_itl
         ok = [r for r in self.table.rows
-              if decode_point(self.system, wl.isl, wl.osl, r.cap_w, target, self.settings.max_num_seqs).batch >= 1]
+              if decode_point(self.models, wl.isl, wl.osl, r.cap_w, target, self.settings.max_num_seqs).batch >= 1]
         rows = ok or [self.table.rows[-1]]
         return [self._option(self.decode_sizing(wl, r.cap_w), r.decode_power_w, self.c_power_d) for r in rows]
 
     def _option(self, sizing: RoleSizing, table_w: float, c_power: float) -> RoleOption:
-        idle = self.system.gpu.idle_w
-        return RoleOption(sizing=sizing, draw_w=max(idle, min(sizing.cap_w, table_w * c_power)))
+        return RoleOption(sizing=sizing, draw_w=self.models.power.clamp_w(table_w * c_power, sizing.cap_w))
 
     def optimize(self, obs: Observation, wl: Workload) -> Candidate | None:
         """One sweep over the cap grid; honours ``obs.optimizer_fault``."""
@@ -414,7 +414,7 @@ class AicPlanner(PowerPlanner):
         prefill = [] if obs.optimizer_fault == "empty" else self.prefill_options(wl)
         decode = self.decode_options(wl)
         lim = Limits(gpus=self.gpus, max_workers=self.max_workers, floor=self.config.min_endpoint,
-                     budget_w=obs.budget_w, idle_w=self.system.gpu.idle_w)
+                     budget_w=obs.budget_w, power=self.models.power)
         best = optimize(prefill, decode, lim)
         if best is None:
             return None
@@ -443,8 +443,8 @@ class AicPlannerV2(AicPlanner):
 
     def prefill_utilization(self, wl: Workload, cap_w: float) -> float:
         b, cached = self.settings.max_num_batched_tokens, wl.isl * wl.hit
-        unloaded = self.c_ttft * prefill_request_ms(self.system, wl.isl, cap_w, b, cached)
-        service = self.c_ttft * prefill_service_ms(self.system, wl.isl, cap_w, b, cached)
+        unloaded = self.c_ttft * prefill_request_ms(self.models, wl.isl, cap_w, b, cached)
+        service = self.c_ttft * prefill_service_ms(self.models, wl.isl, cap_w, b, cached)
         return max(utilization_ceiling(unloaded, service, self.config.ttft_ms), AIC2_MIN_UTILIZATION)
 
 

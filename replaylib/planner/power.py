@@ -55,7 +55,8 @@ class PowerPlanner(SlaPlanner):
             return n_p, n_d, None
         fit = cut_to_fit(
             n_p, n_d,
-            cost_prefill=caps[0] * self.gpus, cost_decode=caps[1] * self.gpus, limit=budget_w,
+            cost_prefill=self.models.power.worker_provisioned_w(caps[0]),
+            cost_decode=self.models.power.worker_provisioned_w(caps[1]), limit=budget_w,
             need_prefill=needs[0], need_decode=needs[1], floor=self.config.min_endpoint,
         )
         if not fit.feasible:

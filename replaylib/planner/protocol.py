@@ -5,18 +5,30 @@ A planner is any object with ``name``, ``version`` and
 :class:`PlannerContext`.  It never touches the fleet: the adapter turns its
 :class:`Decision` into scaling and cap calls (or fails to, under an injected
 actuation fault, which the next observation reports).
+
+A planner may also define any of these optional hooks; the adapter uses them
+when present and behaves as before when absent:
+
+* ``initial_tick_s`` (float > 0): the simulated time of its first tick, for a
+  planner that keeps its own schedule (default: the scenario's
+  ``adjustment_interval_s``);
+* ``metadata() -> dict[str, str]``: facts about the planner that belong in the
+  recording (an external planner's version, its full configuration), recorded
+  as schema metadata keys ``planner.<key>`` and compared by ``diff``;
+* ``close()``: called once when a replay that loaded the planner from a spec
+  ends (successfully or not), to release what the planner holds.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
 from replaylib.errors import ReplaylibError
 from replaylib.scenario.model import FleetConfig, PlannerConfig
 from replaylib.scenario.system import System
-from replaylib.sim.metrics import LatencySummary
+from replaylib.sim.metrics import LatencySummary, WorkerMetrics
 
 #: What happened to the previous decision when the adapter tried to apply it.
 Actuation = Literal["ok", "scaling_denied", "caps_not_applied", "caps_forced_low", "caps_forced_high"]
@@ -25,6 +37,12 @@ Actuation = Literal["ok", "scaling_denied", "caps_not_applied", "caps_forced_low
 #: Observed latency over the last window (milliseconds): the meter's own summary type
 #: (a plain data struct; planners still see nothing of the fleet but their Observation).
 LatencyObs = LatencySummary
+
+#: One worker's forward-pass metrics at the tick: the fleet's own per-worker record (a plain
+#: frozen data struct: id, role, state, batched prefill tokens, prefill and decode requests,
+#: KV tokens in use and capacity, queued requests and tokens, busy time, passes and tokens
+#: in the window), as a planner that reasons per worker (Dynamo's load-based scaling) needs it.
+WorkerObs = WorkerMetrics
 
 
 class RoleObs(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +84,12 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     last_actuation: Actuation = "ok"
     #: injected fault for planners with an optimiser: "raise" (it raises) or "empty" (no feasible point)
     optimizer_fault: Literal["raise", "empty"] | None = None
+    #: every worker (starting, active, draining) at the tick's snapshot, prefill workers first, then
+    #: decode, each in creation order (worker ids are unique across roles); taken
+    #: before the tick's scenario events, so a worker lost to a ``node_down`` firing at this tick is
+    #: still listed while the role counts above no longer include it (as a live planner's last
+    #: forward-pass report outlives a vanished pod).  Empty when built by hand without workers.
+    workers: tuple[WorkerObs, ...] = ()
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,13 +114,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     c_itl: float | None = None
     c_power_p: float | None = None
     c_power_d: float | None = None
-    projected_w: float | None = None  #: replicas x GPUs x cap, both roles (:func:`projected_watts`); None: the adapter fills it
+    projected_w: float | None = None  #: replicas x GPUs x cap, both roles (the power model's ``provisioned_w``); None: the adapter fills it
     sweep: bool = False  #: the planner re-optimised its operating point this tick
-
-
-def projected_watts(n_prefill: int, n_decode: int, cap_prefill_w: float, cap_decode_w: float, gpus_per_worker: int) -> float:
-    """Provisioned watts of a decision: ``(n_p · cap_p + n_d · cap_d) · gpus_per_worker`` (``Decision.projected_w``)."""
-    return (n_prefill * cap_prefill_w + n_decode * cap_decode_w) * gpus_per_worker
 
 
 class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +127,9 @@ class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):
     initial_decode: int
     fleet: FleetConfig = FleetConfig()  #: the serving engine's knobs (batched tokens, max sequences ...)
     seed: int = 0
+    #: the timing / power models to plan with (``replaylib.timing``); None: built from ``system``
+    timing: Any = None
+    power: Any = None
 
 
 @runtime_checkable

@@ -6,7 +6,10 @@ Specs accepted by :func:`load_planner`:
 * ``name`` — the built-in's latest version (``aic`` is ``aic@2``);
 * ``pkg.module:Class`` — ``Class(ctx)`` imported from ``pkg.module`` (``Class`` may be a
   dotted attribute path); the object must have a ``name`` (str), an integer ``version``
-  and a callable ``on_tick``.
+  and a callable ``on_tick``;
+* ``name`` / ``name@version`` of an external planner (:data:`EXTERNAL`: ``dynamo``, NVIDIA
+  Dynamo's own planner) — code outside replaylib, imported only when asked for, so that
+  nothing of it loads with the CLI.  Its factory reads ``version`` itself.
 
 Everything that goes wrong — an unknown name or version, a module that does
 not import, a missing attribute, a constructor that raises, an object that is
@@ -15,10 +18,9 @@ message says what is available.
 
 Built-ins are listed in :data:`BUILTINS` (a table keyed by each class's own
 ``name`` and ``version``); :func:`available_planners` returns them sorted by
-name, then version.  A built-in whose module needs an optional dependency is
-registered by import path instead (:func:`register_planner`), so that listing
-and resolving names imports nothing until the planner is constructed;
-:func:`planner_entries` lists both kinds with one line each (``list planners``).  Versioning rule: any intentional change of a built-in's
+name, then version; :func:`planner_entries` lists them and the external
+planners with one line each (``list planners``), importing nothing of the
+external ones.  Versioning rule: any intentional change of a built-in's
 decisions is a new version, registered next to the old one, which stays
 unchanged so the two can be diffed.
 """
@@ -52,30 +54,49 @@ def _table(classes: tuple[type, ...]) -> dict[tuple[str, int], type]:
 BUILTINS: dict[tuple[str, int], type] = _table(_BUILTIN_CLASSES)
 
 
+class ExternalPlanner(msgspec.Struct, frozen=True, kw_only=True):
+    """A planner family that lives outside replaylib, loaded on demand by import path."""
+
+    factory: str  #: ``module:function``; ``function(version: str | None, ctx) -> Planner``
+    availability: str  #: ``module:function``; ``function() -> str | None``: why it cannot load here (cheap: no import of it)
+    about: str  #: one line for listings and errors
+
+
+#: External planners by name.  Their modules are imported only by :func:`load_planner` and
+#: :func:`unavailable_reason`, never when this registry is imported.
+EXTERNAL: dict[str, ExternalPlanner] = {
+    "dynamo": ExternalPlanner(
+        factory="replaylib.planner.dynamo:load_planner",
+        availability="replaylib.planner.dynamo:unavailable_reason",
+        about="NVIDIA Dynamo's own planner (dynamo, dynamo@<ai-dynamo version>; `python -m replaylib.planner.dynamo.install`)",
+    ),
+}
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def unavailable_reason(spec: str) -> str | None:
+    """Why the planner ``spec`` names cannot load here (an external planner not installed), else None."""
+    name = spec.strip().partition("@")[0]
+    if ":" in spec or name not in EXTERNAL:
+        return None
+    return _resolve(EXTERNAL[name].availability)()  # type: ignore[no-any-return]
+
+
 class PlannerEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One built-in planner as listed: ``name@version``, where it lives and what it does."""
+    """One planner as listed: its spec, where it lives and what it does."""
 
     name: str
-    version: int
-    target: str  #: ``pkg.module:Class``
+    version: int | None  #: None for an external planner (its version is that of the installed package)
+    target: str  #: ``pkg.module:Class`` (built-ins) or the factory ``module:function`` (external)
     summary: str  #: one line
-    extra: str | None = None  #: the optional dependency (``pip install 'replaylib[extra]'``) it needs, if any
 
     @property
     def spec(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-#: ``(name, version) -> entry`` of the built-ins registered by import path (imported when constructed).
-LAZY: dict[tuple[str, int], PlannerEntry] = {}
-
-
-def register_planner(name: str, version: int, target: str, summary: str, *, extra: str | None = None) -> None:
-    """Register a built-in by import path ``pkg.module:Class`` without importing it."""
-    key = (name, version)
-    if key in BUILTINS or key in LAZY:
-        raise RuntimeError(f"two built-in planners claim {name}@{version}")
-    LAZY[key] = PlannerEntry(name=name, version=version, target=target, summary=summary, extra=extra)
+        return self.name if self.version is None else f"{self.name}@{self.version}"
 
 
 def _summary(cls: type) -> str:
@@ -84,24 +105,26 @@ def _summary(cls: type) -> str:
 
 
 def planner_entries() -> list[PlannerEntry]:
-    """Every built-in planner, sorted by name then version (nothing is imported for the lazy ones)."""
+    """Every built-in planner, sorted by name then version, then the external ones (nothing of those is imported)."""
     entries = [
         PlannerEntry(name=n, version=v, target=f"{cls.__module__}:{cls.__qualname__}", summary=_summary(cls))
         for (n, v), cls in BUILTINS.items()
     ]
-    entries += LAZY.values()
-    return sorted(entries, key=lambda e: (e.name, e.version))
+    entries += [PlannerEntry(name=n, version=None, target=e.factory, summary=e.about) for n, e in sorted(EXTERNAL.items())]
+    return entries
 
 
 def available_planners() -> list[str]:
     """Every built-in as ``name@version``, sorted by name then version."""
-    return [e.spec for e in planner_entries()]
+    return [f"{name}@{version}" for name, version in BUILTINS]
 
 
 def resolve_spec(spec: str) -> str:
     """The ``name@version`` a spec names, without constructing the planner: ``aic`` and ``aic@2`` give ``aic@2``;
     an import path gives its class's ``name@version`` when the class declares them, else the path itself."""
     spec = spec.strip()
+    if spec.partition("@")[0] in EXTERNAL:
+        return spec  # its version is the installed package's: known only once it is loaded
     if ":" not in spec:
         key = _builtin_key(spec)
         return f"{key[0]}@{key[1]}"
@@ -113,12 +136,14 @@ def resolve_spec(spec: str) -> str:
 
 
 def _available() -> str:
-    return ", ".join(available_planners()) + " (a bare name means its latest version), or an import path pkg.module:Class"
+    external = "; ".join(f"{name}: {e.about}" for name, e in EXTERNAL.items())
+    return (", ".join(available_planners()) + " (a bare name means its latest version), an import path pkg.module:Class, "
+            f"or an external planner ({external})")
 
 
 def _builtin_key(spec: str) -> tuple[str, int]:
     name, sep, version_text = spec.partition("@")
-    versions = sorted(v for n, v in (*BUILTINS, *LAZY) if n == name)
+    versions = sorted(v for n, v in BUILTINS if n == name)
     if not name or not versions:
         raise PlannerError(f"unknown planner {name!r} in {spec!r}; available: {_available()}")
     if not sep:
@@ -132,16 +157,8 @@ def _builtin_key(spec: str) -> tuple[str, int]:
     return name, version
 
 
-def _builtin_class(spec: str) -> Any:
-    key = _builtin_key(spec)
-    if key in BUILTINS:
-        return BUILTINS[key]
-    entry = LAZY[key]
-    try:
-        return _import_class(entry.target)
-    except PlannerError as exc:
-        hint = f"; install it with pip install 'replaylib[{entry.extra}]'" if entry.extra else ""
-        raise PlannerError(f"planner {entry.spec} is not available: {exc}{hint}") from None
+def _builtin_class(spec: str) -> type:
+    return BUILTINS[_builtin_key(spec)]
 
 
 def _import_class(spec: str) -> Any:
@@ -178,20 +195,34 @@ def _check_planner(obj: Any, spec: str) -> None:
         raise PlannerError(f"planner {spec!r} built a {type(obj).__name__} without {', '.join(problems)}")
 
 
+def _load_external(name: str, version: str | None, spec: str, ctx: PlannerContext) -> Any:
+    try:
+        return _resolve(EXTERNAL[name].factory)(version, ctx)
+    except PlannerError as exc:
+        raise PlannerError(f"planner {spec!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - external code may raise anything
+        raise PlannerError(f"constructing planner {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def load_planner(spec: str, ctx: PlannerContext) -> Planner:
     """The planner ``spec`` names, constructed with ``ctx`` (see the module docstring)."""
     if not isinstance(spec, str) or not spec.strip():
         raise PlannerError(f"empty planner spec; available: {_available()}")
     spec = spec.strip()
-    cls = _import_class(spec) if ":" in spec else _builtin_class(spec)
-    try:
-        planner = cls(ctx)
-    except PlannerError as exc:
-        raise PlannerError(f"planner {spec!r} rejected its configuration: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a user constructor may raise anything
-        raise PlannerError(f"constructing planner {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    name, sep, version_text = spec.partition("@")
+    if ":" not in spec and name in EXTERNAL:
+        planner = _load_external(name, version_text if sep else None, spec, ctx)
+    else:
+        cls = _import_class(spec) if ":" in spec else _builtin_class(spec)
+        try:
+            planner = cls(ctx)
+        except PlannerError as exc:
+            raise PlannerError(f"planner {spec!r} rejected its configuration: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a user constructor may raise anything
+            raise PlannerError(f"constructing planner {spec!r} failed: {type(exc).__name__}: {exc}") from exc
     _check_planner(planner, spec)
     return planner  # type: ignore[no-any-return]
 
 
-__all__ = ["BUILTINS", "LAZY", "PlannerEntry", "available_planners", "load_planner", "planner_entries", "register_planner", "resolve_spec"]
+__all__ = ["BUILTINS", "EXTERNAL", "ExternalPlanner", "PlannerEntry", "available_planners", "load_planner", "planner_entries",
+           "resolve_spec", "unavailable_reason"]

@@ -68,7 +68,8 @@ from replaylib.planner.capacity import (
 )
 from replaylib.planner.common import RoleSizing, Sizing, Workload, ceil_need, clamp, cut_to_fit, resolve_settings
 from replaylib.planner.predictors import make_predictor
-from replaylib.planner.protocol import Decision, Observation, PlannerContext, PlannerError, projected_watts
+from replaylib.planner.protocol import Decision, Observation, PlannerContext, PlannerError
+from replaylib.timing import models_for
 
 
 class _ScaleIn(msgspec.Struct):
@@ -94,6 +95,8 @@ class SlaPlanner:
         self.ctx = ctx
         self.config = cfg
         self.system = ctx.system
+        #: the system with the timing and power models this planner plans with (the fleet's, by default)
+        self.models = models_for(ctx.system, ctx.timing, ctx.power)
         self.gpus = ctx.system.model.gpus_per_worker
         self.settings = resolve_settings(ctx)
         self.max_workers = cfg.max_gpu_budget // self.gpus
@@ -151,8 +154,8 @@ class SlaPlanner:
         hit = obs.prefix_hit_rate if obs.prefix_hit_rate is not None else (self._hit or 0.0)
         cached = isl * clamp(hit, 0.0, 1.0)
         b, cap = self.settings.max_num_batched_tokens, obs.prefill.cap_w
-        unloaded = prefill_request_ms(self.system, isl, cap, b, cached)
-        service = prefill_service_ms(self.system, isl, cap, b, cached)
+        unloaded = prefill_request_ms(self.models, isl, cap, b, cached)
+        service = prefill_service_ms(self.models, isl, cap, b, cached)
         rho = obs.request_rate * service / 1000.0 / obs.prefill.active
         return queued_ttft_ms(unloaded, service, rho)
 
@@ -162,7 +165,7 @@ class SlaPlanner:
         ready = d.active + d.draining
         if ready < 1 or d.running_requests < 1:
             return None
-        return decode_step_ms(self.system, d.running_requests / ready, d.kv_tokens_used / ready, d.cap_w)
+        return decode_step_ms(self.models, d.running_requests / ready, d.kv_tokens_used / ready, d.cap_w)
 
     def _ratio(self, observed: float | None, expected: float | None) -> float | None:
         if observed is None or expected is None or expected <= 0.0:
@@ -210,15 +213,15 @@ class SlaPlanner:
         return 1.0
 
     def prefill_sizing(self, wl: Workload, cap_w: float) -> RoleSizing:
-        per_worker = prefill_tokens_per_s(self.system, wl.isl, cap_w, self.settings.max_num_batched_tokens)
+        per_worker = prefill_tokens_per_s(self.models, wl.isl, cap_w, self.settings.max_num_batched_tokens)
         per_worker *= self.prefill_utilization(wl, cap_w) / self.c_ttft
         return RoleSizing(cap_w=cap_w, demand=wl.prefill_demand, per_worker=per_worker)
 
     def decode_sizing(self, wl: Workload, cap_w: float) -> RoleSizing:
         itl_target = self.config.itl_ms / self.c_itl
-        point = decode_point(self.system, wl.isl, wl.osl, cap_w, itl_target, self.settings.max_num_seqs)
+        point = decode_point(self.models, wl.isl, wl.osl, cap_w, itl_target, self.settings.max_num_seqs)
         if point.batch == 0:
-            point = decode_point_at_batch(self.system, wl.isl, wl.osl, cap_w, 1)
+            point = decode_point_at_batch(self.models, wl.isl, wl.osl, cap_w, 1)
         return RoleSizing(cap_w=cap_w, demand=wl.decode_demand, per_worker=point.tokens_per_s)
 
     def size(self, wl: Workload, cap_p: float, cap_d: float) -> Sizing:
@@ -255,8 +258,8 @@ class SlaPlanner:
         return n_p, n_d, None
 
     def projected_w(self, n_p: int, n_d: int, caps: tuple[float, float]) -> float:
-        """Provisioned watts: ``(n_p · cap_p + n_d · cap_d) · gpus_per_worker``."""
-        return projected_watts(n_p, n_d, caps[0], caps[1], self.gpus)
+        """Provisioned watts: ``(n_p · cap_p + n_d · cap_d) · gpus_per_worker`` (the power model's)."""
+        return self.models.power.provisioned_w(n_p, n_d, caps[0], caps[1])
 
     # -- the decision ---------------------------------------------------------------------
 

@@ -1,16 +1,11 @@
 """Synthetic per-GPU power (and latency readings) from the fleet's forward-pass metrics.
 
-Model (constants from ``systems/<sku>.yaml`` ``power_model``):
-
-* a worker that is starting, or idle for the whole window, draws ``gpu.idle_w``;
-* a busy **prefill** worker draws ``base_fraction x tdp`` rising linearly to
-  ``uncapped_w`` as its batched tokens per pass approach ``saturation_tokens``
-  (compute-bound: it runs into the cap early);
-* a busy **decode** worker draws ``base_fraction x tdp`` rising to ``uncapped_w``
-  as its KV tokens in use approach ``hbm_saturation_kv_tokens`` (memory-bound:
-  its draw sits well under TDP, so only low caps bind);
-* the busy draw is limited by the applied cap; over a window a worker draws
-  ``idle + busy_fraction x (busy - idle)``.
+The watts come from the system's power model (:mod:`replaylib.timing.power`;
+the YAML's ``power_model``): a worker that is starting, or idle for the whole
+window, draws ``gpu.idle_w``; a ready worker draws what the power model gives
+for its load over the window — a **prefill** worker's load is its batched
+tokens per pass, a **decode** worker's its KV tokens in use — and its busy
+fraction of the window, never above the applied cap.
 
 The role's per-GPU mean then gets the scenario's bias (constant plus bias
 events) and seeded noise, and is clamped to ``[idle_w, cap]``: never below
@@ -26,6 +21,7 @@ from replaylib.power.signals import BiasEvent, Noise, bias_at, signal_rng
 from replaylib.scenario.model import SIGNALS, BiasRamp, BiasSine, BiasStep, NoiseSpec, PowerConfig
 from replaylib.scenario.system import System
 from replaylib.sim.metrics import LatencySummary, Snapshot, WorkerMetrics, summarize
+from replaylib.timing import PowerModel, power_model
 
 _BIAS_OF = {
     "power_prefill": "power_bias_prefill",
@@ -49,8 +45,10 @@ class Readings(msgspec.Struct, frozen=True, kw_only=True):
 class Overlay:
     """Turns snapshots into power and latency readings with bias and seeded noise."""
 
-    def __init__(self, system: System, config: PowerConfig, bias_events: list[BiasEvent], seed: int) -> None:
+    def __init__(self, system: System, config: PowerConfig, bias_events: list[BiasEvent], seed: int,
+                 power: PowerModel | None = None) -> None:
         self.system = system
+        self.power: PowerModel = power if power is not None else power_model(system)
         self._gpus = system.model.gpus_per_worker
         self._constant = {sig: config.bias.get(_BIAS_OF[sig], 0.0) for sig in SIGNALS}
         self._events: dict[str, list[BiasEvent]] = {sig: [] for sig in SIGNALS}
@@ -64,31 +62,24 @@ class Overlay:
 
     def worker_power(self, w: WorkerMetrics, window_ms: float) -> float:
         """Deterministic per-GPU draw of one worker over the window (before bias and noise)."""
-        g = self.system.gpu
+        power = self.power
         if w.state == "starting":
-            return g.idle_w
+            return power.idle_w
         if window_ms > 0:
             busy = min(1.0, w.busy_ms / window_ms)
         else:
             busy = 1.0 if (w.batched_prefill_tokens or w.decode_requests) else 0.0
         if busy <= 0.0:
-            return g.idle_w
+            return power.idle_w
         if w.role == "prefill":
-            pm = self.system.power_model.prefill
-            per_pass = w.tokens / w.passes if w.passes else float(w.batched_prefill_tokens)
-            load = min(1.0, per_pass / pm.saturation_tokens)
-        else:
-            pm = self.system.power_model.decode
-            load = min(1.0, w.kv_tokens_used / pm.hbm_saturation_kv_tokens)
-        base = pm.base_fraction * g.tdp_w
-        draw = min(base + (pm.uncapped_w - base) * load, w.cap_w)
-        return g.idle_w + busy * (max(draw, g.idle_w) - g.idle_w)
+            load = w.tokens / w.passes if w.passes else float(w.batched_prefill_tokens)
+            return power.worker_w("prefill", w.cap_w, load, busy)
+        return power.worker_w("decode", w.cap_w, float(w.kv_tokens_used), busy)
 
     def read(self, snap: Snapshot) -> Readings:
         """Readings for the window that ends at ``snap.now_ms``; draws every noise stream once."""
         window_ms = snap.window.duration_ms
         t_s = snap.now_ms / 1000.0
-        idle = self.system.gpu.idle_w
         noise = {sig: self._noise[sig].draw() for sig in SIGNALS}
         role_w: dict[str, float | None] = {}
         gpus = 0
@@ -100,7 +91,7 @@ class Overlay:
                 continue
             mean = sum(self.worker_power(w, window_ms) for w in workers) / len(workers)
             sig = f"power_{role}"
-            value = min(max(mean + self.bias(sig, t_s) + noise[sig], idle), cap)
+            value = self.power.clamp_w(mean + self.bias(sig, t_s) + noise[sig], cap)
             role_w[role] = value
             n_gpus = len(workers) * self._gpus
             gpus += n_gpus

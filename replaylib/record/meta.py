@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from replaylib.errors import ReplaylibError
-from replaylib.record.schema import METADATA_KEYS, OPTIONAL_METADATA_KEYS
+from replaylib.record.schema import METADATA_KEYS, OPTIONAL_METADATA_KEYS, PLANNER_METADATA_PREFIX
 
 
 class RecordingError(ReplaylibError):
@@ -32,6 +32,8 @@ class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
     gpus_per_worker: int
     #: the scenario keys a sweep overrode (dotted key path -> value); empty for a plain replay
     overrides: dict[str, Any] = {}
+    #: the planner's own metadata (keys without the ``planner.`` prefix), sorted; empty for planners without any
+    planner_metadata: dict[str, str] = {}
     #: "open_loop" | "closed_loop" (absent from recordings made before closed-loop replay existed)
     trace_mode: str = "open_loop"
 
@@ -46,6 +48,7 @@ def parse_metadata(raw: Mapping[str, str], path: str) -> RecordingMeta:
     if missing:
         raise RecordingError(f"{path}: recording metadata lacks {', '.join(missing)}")
     doc: dict[str, Any] = {k: raw[k] for k in METADATA_KEYS}
+    doc["planner_metadata"] = {k[len(PLANNER_METADATA_PREFIX):]: raw[k] for k in sorted(raw) if k.startswith(PLANNER_METADATA_PREFIX)}
     try:
         if "overrides" in raw:
             doc["overrides"] = msgspec.json.decode(raw["overrides"])

@@ -10,6 +10,8 @@ verdict, at the end).  Every row carries ``kind``, ``seq``, ``tick`` and
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import pyarrow as pa
 
@@ -130,6 +132,11 @@ ARROW_SCHEMA = pa.schema(
 ASSERTABLE: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("kind", "seq", "event", "detail", "passed", "ttft_hist", "itl_hist"))
 #: The string-valued ones (only ``==`` and ``!=`` apply).
 STRING_FIELDS: tuple[str, ...] = ("reason", "actuation")
+
+#: A planner's own metadata (its optional ``metadata()`` hook) is recorded under keys with this
+#: prefix, ``planner.<key>`` with ``<key>`` matching :data:`PLANNER_METADATA_KEY`; ``diff`` compares them.
+PLANNER_METADATA_PREFIX = "planner."
+PLANNER_METADATA_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 #: Keys of the Arrow schema metadata, all utf-8 strings.
 METADATA_KEYS = (

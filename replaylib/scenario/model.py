@@ -92,6 +92,9 @@ class PlannerConfig(_Strict):
     max_optimizer_failures: PosI = 3
     #: Free-form knobs: for user planners (``pkg.mod:Class``), and ``scale_in_ticks`` for the built-ins.
     params: dict[str, Any] = {}
+    #: NVIDIA Dynamo's planner (``dynamo``): fields of Dynamo's own ``PlannerConfig``, passed through
+    #: unchanged and validated by Dynamo's model when the planner loads (replaylib/planner/dynamo/).
+    dynamo: dict[str, Any] = {}
 
 
 class NoiseSpec(_Strict):

@@ -4,11 +4,15 @@ Semantics are specified in ``docs/fleet_model.md``; this module implements them
 fast.  The fleet jumps from event to event (arrival, prefill pass end, decode
 segment boundary, hand-off, worker ready).  Between two events a decode
 worker's batch is fixed, so its ``k`` next steps take a closed-form time
-(step durations grow linearly with the KV in use) and the next completion is
-the top of a heap of per-request finishing step numbers: the cost grows with
-requests and events, never with tokens.  A decode *segment* is such a run of
-steps; it is cut short only when something could change the batch (a
-completion, KV exhaustion, an admissible hand-off, a cap change, a failure).
+(the timing model gives each run's step time as linear in the step number,
+``replaylib.timing``) and the next completion is the top of a heap of
+per-request finishing step numbers: the cost grows with requests and events,
+never with tokens.  A decode *segment* is such a run of steps; it is cut short
+when something could change the batch (a completion, KV exhaustion, an
+admissible hand-off, a cap change, a failure) or where the timing model's
+linear form ends (a table's grid point).  Every pass time, step time, hand-off
+time and cap speed comes from the fleet's timing and power models; nothing
+here computes one.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from replaylib.sim.metrics import (
     WorkerMetrics,
 )
 from replaylib.sim.prefix_cache import PrefixCache
+from replaylib.timing import PowerModel, TimingModel, power_model, run_end, run_step, run_steps_by, timing_model
 from replaylib.trace.model import Request
 
 PREFILL = "prefill"
@@ -132,7 +137,7 @@ class _DecodeWorker(_Worker):
         self.seg = False  # a segment (run of steps) is in flight
         self.seg_start = 0.0
         self.seg_b = 0
-        self.seg_alpha = 0.0  # duration of the segment's first step
+        self.seg_alpha = 0.0  # duration of the segment's first step (from the timing model's run)
         self.seg_beta = 0.0  # growth of the step duration per step
         self.seg_k = 0  # steps until the segment's boundary event
         self.seg_acc = 0  # steps already accounted in window statistics
@@ -143,23 +148,11 @@ class _DecodeWorker(_Worker):
 
     def seg_time(self, k: int) -> float:
         """End time of the segment's k-th step (k = 0 is the segment start)."""
-        return self.seg_start + k * self.seg_alpha + self.seg_beta * (k * (k - 1) / 2.0)
+        return run_end(self.seg_start, self.seg_alpha, self.seg_beta, k)
 
     def steps_by(self, t: float) -> int:
         """Steps of the current segment completed by time ``t`` (0..seg_k)."""
-        dt = t - self.seg_start
-        if dt <= 0.0:
-            return 0
-        a, b = self.seg_beta / 2.0, self.seg_alpha - self.seg_beta / 2.0
-        if a == 0.0 and b <= 0.0:
-            return self.seg_k  # zero-duration steps
-        k = int(dt / b) if a == 0.0 else int((-b + math.sqrt(b * b + 4.0 * a * dt)) / (2.0 * a))
-        k = min(max(k, 0), self.seg_k)
-        while k < self.seg_k and self.seg_time(k + 1) <= t:
-            k += 1
-        while k > 0 and self.seg_time(k) > t:
-            k -= 1
-        return k
+        return run_steps_by(self.seg_start, self.seg_alpha, self.seg_beta, self.seg_k, t)
 
 
 class Fleet:
@@ -171,6 +164,8 @@ class Fleet:
     (and, closed loop, for every session turn that is abandoned).
     ``closed_loop`` replays the trace's sessions closed loop
     (:mod:`replaylib.sim.arrivals`); ``None`` is open loop.
+    ``timing`` / ``power`` replace the models the system's YAML names
+    (``replaylib.timing``).
     """
 
     def __init__(
@@ -182,6 +177,8 @@ class Fleet:
         block_size: int = 512,
         on_finish: Callable[[RequestOutcome], None] | None = None,
         closed_loop: ClosedLoop | None = None,
+        timing: TimingModel | None = None,
+        power: PowerModel | None = None,
     ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
@@ -189,10 +186,8 @@ class Fleet:
         self.config = config
         self.block_size = block_size
         self._on_finish = on_finish
-        t = system.timing
-        self._p_base, self._p_tok, self._p_ctx = t.prefill.base_ms, t.prefill.per_token_ms, t.prefill.per_token_context_ms
-        self._d_base, self._d_seq, self._d_kv = t.decode.base_ms, t.decode.per_seq_ms, t.decode.per_kv_token_ms
-        self._x_base, self._x_tok = t.kv_transfer.base_ms, t.kv_transfer.per_token_ms
+        self.timing: TimingModel = timing if timing is not None else timing_model(system)
+        self.power: PowerModel = power if power is not None else power_model(system)
         self._kv_cap = system.kv.capacity_tokens
         self._cache_blocks = system.kv.capacity_tokens // block_size
         self._max_batched = config.max_num_batched_tokens
@@ -201,7 +196,7 @@ class Fleet:
         self._router = config.router
 
         self._caps = {PREFILL: system.gpu.max_cap_w, DECODE: system.gpu.max_cap_w}
-        self._speed = {role: system.speed(role, self._caps[role]) for role in ROLES}
+        self._speed = {role: self.power.speed(role, self._caps[role]) for role in ROLES}
 
         self._now = 0.0
         self._events: list[tuple] = []
@@ -287,7 +282,7 @@ class Fleet:
         for role in ROLES:
             if applied[role] != self._caps[role]:
                 self._caps[role] = applied[role]
-                speed = self.system.speed(role, applied[role])
+                speed = self.power.speed(role, applied[role])
                 if speed != self._speed[role]:
                     self._speed[role] = speed
                     if role == DECODE:
@@ -496,8 +491,8 @@ class Fleet:
     def _start_pass(self, w: _PrefillWorker, t: float) -> None:
         budget = self._max_batched
         chunks: list[tuple[_Req, int]] = []
+        spans: list[tuple[int, int]] = []  # (new tokens, context) per chunk, for the timing model
         total = 0
-        pairs = 0.0
         win = self._window
         for r in w.queue:
             if not r.scheduled:
@@ -517,12 +512,12 @@ class Fleet:
             if n > budget:
                 n = budget
             chunks.append((r, n))
+            spans.append((n, r.done))
             total += n
-            pairs += n * (r.done + n / 2.0)
             budget -= n
             if budget == 0:
                 break
-        duration = (self._p_base + self._p_tok * total + self._p_ctx * pairs) / self._speed[PREFILL]
+        duration = self.timing.prefill_pass_ms(spans, self._speed[PREFILL])
         w.chunks = chunks
         w.pass_start = t
         w.pass_end = t + duration
@@ -557,7 +552,7 @@ class Fleet:
             if r.osl == 1:
                 self._complete(r, t)
             else:
-                arrive = t + self._x_base + self._x_tok * r.isl
+                arrive = self.timing.kv_transfer_end_ms(t, r.isl)
                 heapq.heappush(self._events, (arrive, _HANDOFF, t, r.index, r))
         self._touched[w] = None
 
@@ -593,10 +588,9 @@ class Fleet:
         d.seg = True
         d.seg_start = t
         d.seg_b = b
-        d.seg_alpha = (self._d_base + self._d_seq * b + self._d_kv * d.used) / speed
-        d.seg_beta = self._d_kv * b / speed
+        d.seg_alpha, d.seg_beta, linear_steps = self.timing.decode_run(b, d.used, speed)
         d.seg_acc = 0
-        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b)
+        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b, linear_steps)
         d.version += 1
         d.busy_start(t)
         heapq.heappush(self._events, (d.seg_time(d.seg_k), _STEP_END, d.id, d.version, d))
@@ -644,7 +638,7 @@ class Fleet:
         n = k - d.seg_acc
         if n > 0:
             b = d.seg_b
-            self._window.itl.add_linear(d.seg_alpha + d.seg_beta * d.seg_acc, d.seg_beta, n, b)
+            self._window.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, d.seg_acc), d.seg_beta, n, b)
             self._window.decode_tokens += n * b
             d.passes += n
             d.tokens += n * b

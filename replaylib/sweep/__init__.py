@@ -1,6 +1,6 @@
 """Sweeps: a matrix of replays (scenarios x planners x seeds x overrides) as independent tasks on an executor.
 
-``run_sweep("scenarios/sweeps/budget.yaml", out="out/budget", jobs=8)`` plans every run
+``run_sweep("sweeps/budget.yaml", out="out/budget", jobs=8)`` plans every run
 (:mod:`~replaylib.sweep.plan`), runs them on a local process pool or Dask
 (:mod:`~replaylib.sweep.executors`), writes one recording per run and one
 Parquet table (:mod:`~replaylib.sweep.table`).  Exports are imported on first

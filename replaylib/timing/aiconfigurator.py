@@ -26,6 +26,13 @@ queueing, no KV transfer.  The latency share that comes from measured rows
 Points where ``batch × context`` exceeds the GPU's KV memory are still
 estimated (kernel time of a batch that would not fit).
 
+``pass_overhead_ms`` (the per-pass cost of the table model's telescoping rule,
+which prices a pass of several prompts) is fitted to aiconfigurator's own
+batched prefill passes; a single-prompt curve cannot say it.  aiconfigurator
+prices a batched pass close to one pass over the total tokens, so the rule's
+error on such passes is sizeable (up to about a third at 256-512 tokens a
+prompt; a few percent from 1k tokens up) and is reported.
+
 aiconfigurator is imported lazily: without it, :func:`estimate_tables` raises
 :class:`AicUnavailable` naming the extra (``pip install 'replaylib[aic]'``).
 """
@@ -82,6 +89,12 @@ DEFAULT_DECODE_BATCHES: tuple[int, ...] = (
 #: Mean KV tokens per running sequence.
 DEFAULT_DECODE_CONTEXTS: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192, 12288, 16384, 24576, 32768)
 
+#: Prompts per pass and tokens per prompt of the batched prefill estimates that
+#: fix ``pass_overhead_ms`` (at most 16,384 tokens per pass).
+_OVERHEAD_BATCHES: tuple[int, ...] = (2, 4, 8, 16)
+_OVERHEAD_TOKENS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+_OVERHEAD_MAX_PASS = 16384
+
 _EXTRA = "pip install 'replaylib[aic]'"
 
 
@@ -130,6 +143,10 @@ class AicTables(msgspec.Struct, frozen=True, kw_only=True):
     provenance: AicProvenance
     #: latency share (0..1) of the estimate that came from measured database rows
     silicon_share: float
+    #: the per-pass cost a pass of several prompts pays once (``timing.prefill.pass_overhead_ms``)
+    pass_overhead_ms: float
+    #: the largest relative error of that telescoping rule against aiconfigurator's batched passes
+    pass_overhead_error: float
 
     def to_builtins(self) -> dict[str, Any]:
         """The systems-YAML structure: ``{"timing": {"model": "table", ...}, "provenance": {...}}``."""
@@ -139,7 +156,8 @@ class AicTables(msgspec.Struct, frozen=True, kw_only=True):
                 "prefill": {
                     "curves": [
                         {"context": c.context, "tokens": list(c.tokens), "pass_ms": list(c.pass_ms)} for c in self.prefill
-                    ]
+                    ],
+                    "pass_overhead_ms": self.pass_overhead_ms,
                 },
                 "decode": {
                     "curves": [
@@ -229,6 +247,7 @@ def estimate_tables(
             ms = [share.add(_estimate(api, model, system, "static_ctx", isl=c + n, osl=1, batch_size=1, prefix=c, **common))
                   for n in grids["prefill_tokens"]]
             prefill.append(PrefillCurve(context=c, tokens=grids["prefill_tokens"], pass_ms=tuple(ms)))
+        overhead, overhead_error = _pass_overhead(api, model, system, prefill, common)
         decode = []
         for c in grids["decode_contexts"]:
             ms = [share.add(_estimate(api, model, system, "static_gen", isl=c, osl=2, batch_size=b, prefix=0, **common))
@@ -247,7 +266,10 @@ def estimate_tables(
         f"kvcache_quant_mode={kv_quant!r}, ...): prefill pass_ms = context_latency of mode='static_ctx', batch_size=1, "
         "isl=context+tokens, prefix=context; decode step_ms = generation_latency of mode='static_gen', batch_size=batch, "
         "isl=context, osl=2 (one step). Sums of per-op GPU kernel latencies: no framework/scheduling overhead, "
-        f"no queueing, no KV transfer; {share.fraction:.1%} of the summed latency from measured (silicon) rows"
+        f"no queueing, no KV transfer; {share.fraction:.1%} of the summed latency from measured (silicon) rows. "
+        f"pass_overhead_ms = {overhead:.4g}: least-squares fit of P(b x n) = b*S(n) - (b-1)*h to static_ctx "
+        f"passes of b = {list(_OVERHEAD_BATCHES)} prompts of n = {list(_OVERHEAD_TOKENS)} tokens "
+        f"(<= {_OVERHEAD_MAX_PASS} per pass), capped at the cheapest one-token pass; worst error {overhead_error:.0%}"
     )
     provenance = AicProvenance(
         tool="aiconfigurator",
@@ -259,7 +281,7 @@ def estimate_tables(
     return AicTables(
         model=model, system=system, backend=backend, backend_version=version, tp=tp,
         gemm_quant=gemm_quant, kv_quant=kv_quant, prefill=tuple(prefill), decode=tuple(decode),
-        provenance=provenance, silicon_share=share.fraction,
+        provenance=provenance, silicon_share=share.fraction, pass_overhead_ms=overhead, pass_overhead_error=overhead_error,
     )  # fmt: skip
 
 
@@ -414,6 +436,31 @@ def _estimate(api: _Api, model: str, system: str, mode: str, **kw: Any) -> tuple
         raise AicError(f"aiconfigurator returned a non-positive latency ({ms} ms) for {mode} with {kw}")
     silicon = sum(v for k, v in ops.items() if sources.get(k) == "silicon")
     return ms, silicon
+
+
+def _pass_overhead(api: _Api, model: str, system: str, prefill: list[PrefillCurve], common: dict[str, Any]) -> tuple[float, float]:
+    """The per-pass cost ``h`` of the table model's telescoping rule (docs/fleet_model.md, "Prefill:
+    telescoping chunk costs"): a pass of ``b`` fresh prompts of ``n`` tokens costs ``b·S(n) − (b−1)·h``.
+
+    aiconfigurator's single-prompt curve ``S`` is flat at small ``n`` (weight reads), and its batched
+    pass is close to a single pass of the total tokens, so no constant ``h`` is exact; this is the
+    least-squares fit in relative error to its batched passes, capped so that no curve's first point
+    is below it (the loader's rule).  Returns ``(h, worst relative error at the fitted points)``.
+    """
+    single = {}
+    rows = []
+    for n in _OVERHEAD_TOKENS:
+        single[n] = _estimate(api, model, system, "static_ctx", isl=n, osl=1, batch_size=1, prefix=0, **common)[0]
+        for b in _OVERHEAD_BATCHES:
+            if b * n <= _OVERHEAD_MAX_PASS:
+                rows.append((b, single[n], _estimate(api, model, system, "static_ctx", isl=n, osl=1, batch_size=b, prefix=0, **common)[0]))
+    # minimise sum(((b*S - (b-1)*h) / P - 1)^2): linear in h
+    num = sum(((b * s) / p - 1.0) * ((b - 1) / p) for b, s, p in rows)
+    den = sum(((b - 1) / p) ** 2 for b, s, p in rows)
+    cap = min(c.pass_ms[0] for c in prefill)
+    h = min(max(num / den, 0.0), cap)
+    worst = max(abs((b * s - (b - 1) * h) / p - 1.0) for b, s, p in rows)
+    return h, worst
 
 
 def _database_hash(api: _Api, system: str, backend: str, version: str) -> str:
