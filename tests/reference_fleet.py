@@ -14,6 +14,12 @@ Durations come from the same timing-model object the fast fleet uses
 (``replaylib.timing``), asked for **one** pass or **one** step at a time —
 never a run of steps — so the differential test holds the fleet's closed-form
 runs (and their splits at a table's grid points) to the model's own steps.
+
+Closed loop (``closed_loop=ClosedLoop(...)``) is transcribed the slow way too:
+the whole trace is read up front, every row knows the next row of its session,
+and each turn's arrival (or abandonment) is pushed as an event the moment its
+predecessor finishes -- no look-ahead window, no forgetting of sessions, which
+is exactly what the fast fleet's streaming source must be equivalent to.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import msgspec
 
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
+from replaylib.sim.arrivals import ClosedLoop
 from replaylib.timing import PowerModel, TimingModel, power_model, timing_model
 from replaylib.trace.model import Request
 
@@ -54,6 +61,7 @@ EV_PASS_END = 1
 EV_STEP_END = 2
 EV_HANDOFF = 3
 EV_ARRIVAL = 4
+EV_ABANDON = 5  # closed loop: a session turn that will never be issued
 
 
 # --------------------------------------------------------------------------- public records
@@ -64,7 +72,7 @@ class RefOutcome(msgspec.Struct, frozen=True):
 
     index: int
     arrival_ms: float
-    status: str  # "completed" | "dropped" | "in_flight"
+    status: str  # "completed" | "dropped" | "in_flight" | "abandoned"
     drop_reason: str | None
     first_token_ms: float | None
     completion_ms: float | None
@@ -90,6 +98,8 @@ class RefSnapshot(msgspec.Struct, frozen=True):
     itl_sum_ms: float
     hit_tokens: int
     lookup_tokens: int
+    turns_held: int
+    turns_abandoned: int
     #: ``(worker_id, role, state, queued_requests, running, kv_used)`` per non-gone worker, by id.
     workers: list[tuple[int, str, str, int, int, int]]
 
@@ -185,6 +195,7 @@ class ReferenceFleet:
         requests: Iterable[Request],
         block_size: int = 512,
         on_finish: Callable[[RefOutcome], Any] | None = None,
+        closed_loop: ClosedLoop | None = None,
         timing: TimingModel | None = None,
         power: PowerModel | None = None,
     ) -> None:
@@ -198,6 +209,7 @@ class ReferenceFleet:
         self.on_finish = on_finish
 
         self.now = 0.0
+        self._t = 0.0  # the time being processed: an event time, or `now` between advance_to calls
         self._events: list[tuple] = []  # heap of (time, kind, tie_breaker, seq, payload)
         self._seq = itertools.count()  # only makes heap entries comparable; never decides order
         self._workers: dict[int, _Worker] = {}  # non-gone workers
@@ -230,7 +242,12 @@ class ReferenceFleet:
             self._new_worker(PREFILL, ACTIVE, 0.0)
         for _ in range(fleet_config.decode_workers):
             self._new_worker(DECODE, ACTIVE, 0.0)
-        self._pull_next_arrival()
+        self.closed_loop = closed_loop
+        self.turns_abandoned = 0
+        if closed_loop is None:
+            self._pull_next_arrival()
+        else:
+            self._load_sessions(closed_loop)
 
     # ------------------------------------------------------------------ public API
 
@@ -252,6 +269,7 @@ class ReferenceFleet:
             now = max(straddling)
             self._run_events_until(now)
         self.now = now
+        self._t = now
         return self.snapshot()
 
     def apply_scaling(self, n_prefill: int, n_decode: int) -> dict[str, dict[str, list[int]]]:
@@ -331,7 +349,7 @@ class ReferenceFleet:
         dropped = sum(self.dropped_by_reason.values())
         return RefSnapshot(
             now_ms=self.now,
-            done=self._trace_exhausted and not self._live,
+            done=self._trace_exhausted and not self._live and not self._unsettled(),
             arrived=self.arrived,
             completed=self.completed,
             dropped=dropped,
@@ -344,6 +362,8 @@ class ReferenceFleet:
             itl_sum_ms=self.itl_sum_ms,
             hit_tokens=self.hit_tokens,
             lookup_tokens=self.lookup_tokens,
+            turns_held=self._turns_held(),
+            turns_abandoned=self.turns_abandoned,
             workers=workers,
         )
 
@@ -360,6 +380,7 @@ class ReferenceFleet:
         """Process every event at time <= limit, one timestamp at a time."""
         while self._events and self._events[0][0] <= limit:
             t = self._events[0][0]
+            self._t = t
             # All events at t first, in (kind, tie-breaker) order ...
             while self._events and self._events[0][0] == t:
                 _, kind, _, _, payload = heapq.heappop(self._events)
@@ -386,10 +407,16 @@ class ReferenceFleet:
             self._place_decode(payload, t)
         elif kind == EV_ARRIVAL:
             r = payload
+            r.arrival_ms = t  # closed loop: the time it is issued, not necessarily its timestamp
             self.arrived += 1
             self._live[r.index] = r
-            self._pull_next_arrival()
+            if self.closed_loop is None:
+                self._pull_next_arrival()
+            else:
+                self._issued[r.index] = True
             self._route_prefill(r, t)
+        elif kind == EV_ABANDON:
+            self._abandon(payload, t)
         else:  # pragma: no cover
             raise AssertionError(kind)
 
@@ -429,6 +456,82 @@ class ReferenceFleet:
         )
         self._next_index += 1
         self._push(ts, EV_ARRIVAL, (r.index,), r)
+
+    # ------------------------------------------------------------------ closed-loop sessions
+
+    def _load_sessions(self, cl: ClosedLoop) -> None:
+        """Read the whole trace; link each session row to the next row of its session."""
+        self._rows: list[Request] = []
+        last_of: dict[Any, int] = {}
+        self._next_in_session: dict[int, int] = {}
+        for i, row in enumerate(self._trace):
+            ts = float(row.timestamp)
+            if ts < self._last_timestamp:
+                raise ValueError(f"request {i}: timestamp {ts} < previous {self._last_timestamp}")
+            self._last_timestamp = ts
+            self._rows.append(row)
+            first = True
+            if row.session_id is not None:
+                if row.session_id in last_of:
+                    self._next_in_session[last_of[row.session_id]] = i
+                    first = False
+                last_of[row.session_id] = i
+            if first:  # no session, or the session's first turn: arrives at its timestamp
+                self._push(ts, EV_ARRIVAL, (i,), self._new_req(i, row))
+        self._trace_exhausted = True
+        self._issued = [False] * len(self._rows)
+        self._abandoned_rows = [False] * len(self._rows)
+
+    def _new_req(self, i: int, row: Request) -> _Req:
+        return _Req(index=i, arrival_ms=float(row.timestamp), isl=row.input_length, osl=row.output_length, hash_ids=list(row.hash_ids))
+
+    def _session_turn_finished(self, j: int, f: float, ok: bool) -> None:
+        """Row j finished at f (completed: ok; dropped or abandoned: not ok): release the next turn."""
+        k = self._next_in_session.get(j)
+        if k is None:
+            return
+        cl = self.closed_loop
+        row = self._rows[k]
+        ts = float(row.timestamp)
+        if ts - f > cl.session_timeout_ms:  # the session timed out: k starts a new one
+            self._push(ts, EV_ARRIVAL, (k,), self._new_req(k, row))
+        elif ok:
+            if row.delay is None:
+                at = max(f, ts)
+            else:
+                at = max(f + float(row.delay), ts - cl.lookahead_ms)
+            self._push(at, EV_ARRIVAL, (k,), self._new_req(k, row))
+        else:
+            at = max(f, ts - cl.lookahead_ms)
+            if at <= self._t:
+                self._abandon(k, self._t)
+            else:
+                self._push(at, EV_ABANDON, (k,), k)
+
+    def _abandon(self, k: int, t: float) -> None:
+        self._abandoned_rows[k] = True
+        self.turns_abandoned += 1
+        if self.on_finish is not None:
+            r = self._new_req(k, self._rows[k])
+            r.arrival_ms = t
+            r.status = "abandoned"
+            self.on_finish(r.outcome())
+        self._session_turn_finished(k, t, False)
+
+    def _unsettled(self) -> bool:
+        if self.closed_loop is None:
+            return False
+        return not all(a or b for a, b in zip(self._issued, self._abandoned_rows))
+
+    def _turns_held(self) -> int:
+        """Rows whose recorded time has come that are neither issued nor abandoned."""
+        if self.closed_loop is None:
+            return 0
+        return sum(
+            1
+            for row, issued, gone in zip(self._rows, self._issued, self._abandoned_rows)
+            if float(row.timestamp) <= self.now and not issued and not gone
+        )
 
     # ------------------------------------------------------------------ workers and routing
 
@@ -638,3 +741,6 @@ class ReferenceFleet:
         del self._live[r.index]
         if self.on_finish is not None:
             self.on_finish(r.outcome())
+        if self.closed_loop is not None:
+            t = r.completion_ms if r.status == "completed" else self._t
+            self._session_turn_finished(r.index, t, r.status == "completed")

@@ -79,7 +79,7 @@ def test_unknown_scenario_lists_the_known_ones_and_suggests_the_nearest() -> Non
     assert "unknown scenario 'g1_decod_drift'; did you mean g1_decode_drift?" in text
     known = ", ".join(e.name for e in scenario_entries(EMPTY))
     assert f"Known: {known}." in text and "REPLAYLIB_SCENARIO_PATH" in text
-    assert known.startswith("budget_shrink, default, ") and "sweeps" not in known  # a sweep file is no scenario
+    assert known.startswith("budget_shrink, closed_loop_sessions, default, ") and "sweeps" not in known  # a sweep file is no scenario
     with pytest.raises(CatalogError, match=r"no such scenario file; did you mean the scenario named g3_tight_budget"):
         find_scenario("elsewhere/g3_tight_budgt.yaml", EMPTY)
 

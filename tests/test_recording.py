@@ -128,6 +128,7 @@ def test_metadata_keys_present_and_typed(default_run) -> None:
     assert meta.systems_sha256 == sha256(REPO / "systems" / "h100_sxm.yaml")
     assert meta.trace_path == "../traces/diurnal_40min.jsonl.gz"  # relative to the scenario: machine-independent
     assert meta.seed == 7  # from scenarios/_base/h100.yaml
+    assert meta.trace_mode == "open_loop"
     assert (meta.system_name, meta.gpus_per_worker) == ("h100_sxm", 2)
     assert (meta.ttft_target_ms, meta.itl_target_ms) == (2000.0, 40.0)
     assert isinstance(meta.ttft_target_ms, float)

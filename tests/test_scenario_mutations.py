@@ -124,6 +124,11 @@ def faults_never_end(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(loop._Replay, "_fire_events", fire)
 
 
+def sessions_replayed_open_loop(mp: pytest.MonkeyPatch) -> None:
+    """The fleet ignores the closed-loop switch: every turn arrives at its recorded timestamp."""
+    mp.setattr(fleet_mod, "ClosedLoopArrivals", lambda rows, config, abandon: fleet_mod.OpenLoopArrivals(rows))
+
+
 def _drop_events(kinds: tuple[type, ...]) -> Mutation:
     def mutate(mp: pytest.MonkeyPatch) -> None:
         original = loop._Replay.__init__
@@ -271,6 +276,8 @@ CASES: list[tuple[str, Mutation, set[int]]] = [
     ("h200_llama8b_dynamo", handoff_loses_requests, {0, 1}),
     ("h200_llama8b_dynamo", planner_blind_to_budget, {2}),
     ("h200_llama8b_dynamo", no_cap_optimisation, {3}),
+    ("closed_loop_sessions", handoff_loses_requests, {0, 1, 3}),
+    ("closed_loop_sessions", sessions_replayed_open_loop, {2}),
 ]
 
 

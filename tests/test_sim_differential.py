@@ -10,6 +10,12 @@ pass boundaries do not coincide with the integer arrival times by accident.
 property test runs on its own, and if ``replaylib.sim`` cannot be imported the
 fast-fleet tests error at set-up before any example is generated.
 
+The closed-loop tests replay traces with sessions (``session_id`` + ``delay``)
+through both fleets with ``closed_loop=ClosedLoop(...)``: the reference reads the
+whole trace up front and releases each turn when its predecessor finishes, the
+fast fleet streams it through a look-ahead window; they must agree on every
+turn's issue time and outcome, and on the held / abandoned turn counts.
+
 The ``test_pinned_*`` scenarios at the end are small deterministic cases, one
 per divergence found so far; several pin a rule that docs/fleet_model.md once
 left ambiguous.
@@ -45,6 +51,7 @@ from replaylib.scenario.system import (
     TransferTiming,
     load_system,
 )
+from replaylib.sim.arrivals import ClosedLoop
 from replaylib.timing.table import default_pass_overhead_ms
 from replaylib.trace.model import Request
 
@@ -201,6 +208,39 @@ def traces(draw, block_size: int) -> list[Request]:
     return trace
 
 
+@st.composite
+def session_traces(draw, block_size: int) -> list[Request]:
+    """A trace whose rows mostly belong to a few sessions, with delays (some missing, some 0).
+
+    Later turns extend their session's previous prompt (shared leading blocks), as in a
+    conversation.  Timestamps are the recorded ones; closed loop mostly ignores them.
+    """
+    base = draw(traces(block_size))
+    n_sessions = draw(st.integers(1, 12))
+    delays = st.one_of(st.none(), st.just(0), st.integers(0, 50), nonround(0.1, 3000.0))
+    last_ids: dict[int, list[int]] = {}
+    out = []
+    for row in base:
+        sid = draw(st.one_of(st.none(), st.integers(0, n_sessions - 1), st.integers(0, n_sessions - 1)))
+        if sid is None:
+            out.append(row)
+            continue
+        shared = last_ids.get(sid, [])[: max(0, row.input_length // block_size)]
+        n_blocks = -(-row.input_length // block_size)
+        ids = shared[:n_blocks] + row.hash_ids[len(shared[:n_blocks]):]
+        last_ids[sid] = ids
+        sid_value: int | str = sid if sid % 2 else f"s{sid}"  # both id types
+        out.append(msgspec.structs.replace(row, hash_ids=ids, session_id=sid_value, delay=draw(delays)))
+    return out
+
+
+closed_loops = st.builds(
+    ClosedLoop,
+    lookahead_ms=st.one_of(st.just(0.0), nonround(1.0, 500.0), st.just(600_000.0)),
+    session_timeout_ms=st.one_of(nonround(50.0, 2000.0), st.just(3_600_000.0)),
+)
+
+
 step_sizes = st.one_of(st.integers(1, 2500), st.floats(0.05, 4000, allow_nan=False, allow_infinity=False))
 
 operations = st.one_of(
@@ -225,6 +265,16 @@ def cases(draw, with_operations: bool = True, system_strategy: Any = None):
     trace = draw(traces(block_size))
     script = draw(st.lists(st.tuples(step_sizes, operations if with_operations else st.none()), max_size=40))
     return system, config, trace, block_size, script
+
+
+@st.composite
+def closed_cases(draw):
+    block_size = draw(st.integers(16, 64))
+    system = draw(st.one_of(systems(), table_systems()))  # both timing forms
+    config = draw(fleet_configs)
+    trace = draw(session_traces(block_size))
+    script = draw(st.lists(st.tuples(step_sizes, operations), max_size=40))
+    return system, config, trace, block_size, script, draw(closed_loops)
 
 
 # --------------------------------------------------------------------------- running and comparing
@@ -269,18 +319,20 @@ def _dropped(snap: Any) -> tuple[int, dict | None]:
 
 def _counters(snap: Any) -> tuple:
     total, by_reason = _dropped(snap)
-    return (snap.now_ms, bool(snap.done), snap.arrived, snap.completed, total, by_reason, snap.in_flight)
+    return (snap.now_ms, bool(snap.done), snap.arrived, snap.completed, total, by_reason, snap.in_flight,
+            snap.turns_held, snap.turns_abandoned)
 
 
-def replay(fleet_cls: Any, system: Any, config: FleetConfig, trace: list[Request], block_size: int, script: list) -> Replay:
+def replay(fleet_cls: Any, system: Any, config: FleetConfig, trace: list[Request], block_size: int, script: list,
+           closed_loop: ClosedLoop | None = None) -> Replay:
     finished: dict[int, tuple] = {}
 
     def on_finish(o: Any) -> None:
         assert o.index not in finished, f"on_finish called twice for request {o.index}"
-        assert o.status in ("completed", "dropped"), o
+        assert o.status in ("completed", "dropped", "abandoned"), o
         finished[o.index] = _outcome(o)
 
-    fleet = fleet_cls(system, config, iter(trace), block_size=block_size, on_finish=on_finish)
+    fleet = fleet_cls(system, config, iter(trace), block_size=block_size, on_finish=on_finish, closed_loop=closed_loop)
     ticks, fails = [], []
     t = 0.0
     for dt, op in script:
@@ -288,6 +340,9 @@ def replay(fleet_cls: Any, system: Any, config: FleetConfig, trace: list[Request
         snap = fleet.advance_to(t)
         assert snap.now_ms >= t
         ticks.append(_counters(snap))
+        # conservation at every stop: what arrived is completed, dropped or in flight
+        assert snap.completed + _dropped(snap)[0] + snap.in_flight == snap.arrived
+        assert snap.arrived + snap.turns_abandoned <= len(trace)
         if op is None:
             continue
         if op[0] == "scale":
@@ -303,7 +358,11 @@ def replay(fleet_cls: Any, system: Any, config: FleetConfig, trace: list[Request
         assert o.index not in finished, f"request {o.index} both finished and in flight"
         finished[o.index] = _outcome(o)
     arrived, completed, dropped, in_flight = snap.arrived, snap.completed, _dropped(snap)[0], snap.in_flight
-    assert completed + dropped + in_flight == arrived == len(finished) == len(trace)
+    abandoned = sum(1 for o in finished.values() if o[2] == "abandoned")
+    assert abandoned == snap.turns_abandoned and snap.turns_held == 0
+    assert completed + dropped + in_flight == arrived and arrived + abandoned == len(finished) == len(trace)
+    if closed_loop is None:
+        assert abandoned == 0
     return Replay(finished, ticks, fails)
 
 
@@ -324,7 +383,7 @@ def assert_same_outcomes(expected: dict[int, tuple], actual: dict[int, tuple], e
 
 def assert_same_ticks(expected: list[tuple], actual: list[tuple]) -> None:
     assert len(expected) == len(actual)
-    names = ("now_ms", "done", "arrived", "completed", "dropped", "dropped_by_reason", "in_flight")
+    names = ("now_ms", "done", "arrived", "completed", "dropped", "dropped_by_reason", "in_flight", "turns_held", "turns_abandoned")
     for k, (e, a) in enumerate(zip(expected, actual)):
         for name, ev, av in zip(names, e, a):
             if name == "now_ms":
@@ -339,10 +398,10 @@ def assert_same_ticks(expected: list[tuple], actual: list[tuple]) -> None:
 # --------------------------------------------------------------------------- the tests
 
 
-def assert_fleets_agree(fleet_cls: Any, case: tuple) -> None:
+def assert_fleets_agree(fleet_cls: Any, case: tuple, closed_loop: ClosedLoop | None = None) -> None:
     system, config, trace, block_size, script = case
-    ref = replay(ReferenceFleet, system, config, trace, block_size, script)
-    fast = replay(fleet_cls, system, config, trace, block_size, script)
+    ref = replay(ReferenceFleet, system, config, trace, block_size, script, closed_loop)
+    fast = replay(fleet_cls, system, config, trace, block_size, script, closed_loop)
     assert_same_outcomes(ref.outcomes, fast.outcomes)
     assert_same_ticks(ref.ticks, fast.ticks)
     assert ref.fail_results == fast.fail_results
@@ -360,6 +419,25 @@ def test_fast_fleet_matches_reference_on_table_systems(fast_fleet_cls, case):
     """The same on measured-table timing: the fleet's runs split at the table's grid points
     and still agree with the reference's one-step-at-a-time lookups."""
     assert_fleets_agree(fast_fleet_cls, case)
+
+
+@SETTINGS
+@given(case=closed_cases())
+def test_fast_fleet_matches_reference_closed_loop(fast_fleet_cls, case):
+    *case, closed_loop = case
+    assert_fleets_agree(fast_fleet_cls, tuple(case), closed_loop)
+
+
+@SETTINGS
+@given(case=cases(), closed_loop=closed_loops)
+def test_closed_loop_without_sessions_is_open_loop(fast_fleet_cls, case, closed_loop):
+    """Rows without a session arrive at their timestamps in both modes: closed loop changes nothing."""
+    system, config, trace, block_size, script = case
+    for fleet_cls in (ReferenceFleet, fast_fleet_cls):
+        open_ = replay(fleet_cls, system, config, trace, block_size, script)
+        closed = replay(fleet_cls, system, config, trace, block_size, script, closed_loop)
+        assert_same_outcomes(open_.outcomes, closed.outcomes, exact_times=True)
+        assert [t[:7] for t in open_.ticks] == [t[:7] for t in closed.ticks]
 
 
 def _stops_only(script: list) -> list:

@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from replaylib import __version__
+from replaylib.errors import ReplaylibError
 from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
@@ -44,6 +45,7 @@ from replaylib.record.schema import PLANNER_METADATA_KEY, PLANNER_METADATA_PREFI
 from replaylib.scenario import LoadedScenario
 from replaylib.scenario.assertions import AssertionCheck, describe, resolve_ref
 from replaylib.scenario.model import (
+    TRACE_MODES,
     ActuationFault,
     BiasRamp,
     BiasSine,
@@ -57,7 +59,7 @@ from replaylib.scenario.model import (
     Scenario,
 )
 from replaylib.scenario.system import System, system_file_hash
-from replaylib.sim import Fleet, Snapshot
+from replaylib.sim import ClosedLoop, Fleet, Snapshot
 from replaylib.sim.metrics import LatencyStats, RoleCounts
 from replaylib.timing import PowerModel, RangeReport, TimingModel, power_model
 from replaylib.trace import Request, read_trace
@@ -86,6 +88,9 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     kpis: Kpis  #: computed from the rows as they were recorded (no read-back)
     #: the fleet's timing lookups outside a table's measured range (all zero for a formula)
     timing_range: RangeReport = RangeReport()
+    #: closed loop, at the last tick: session turns held back and abandoned (None open loop)
+    turns_held: int | None = None
+    turns_abandoned: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -110,18 +115,20 @@ def replay(
     progress: Progress | None = None,
     timing: TimingModel | None = None,
     power: PowerModel | None = None,
+    trace_mode: str | None = None,
 ) -> ReplayResult:
     """Replay ``loaded`` and write its recording to ``out`` (atomically).
 
     ``planner`` (a spec such as ``aic@1`` / ``pkg.mod:Class``, or a planner
-    object), ``trace`` and ``seed`` override the scenario's own.  ``timing`` /
+    object), ``trace``, ``seed`` and ``trace_mode`` (``open_loop`` /
+    ``closed_loop``) override the scenario's own.  ``timing`` /
     ``power`` replace the models the system's YAML names, for the fleet, the
     power overlay, the budget guard and a planner built here alike (a given
     timing object is shared, so its range report counts every caller).  An
     exception or interrupt leaves any previous ``out`` untouched and the events
     recorded so far readable in ``out.partial``.
     """
-    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power)
+    run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power, trace_mode=trace_mode)
     try:
         metadata = run.metadata()
         writer = RecordingWriter(out, metadata)
@@ -155,7 +162,8 @@ def planner_context(loaded: LoadedScenario, seed: int | None = None, *, timing: 
 
 class _Replay:
     def __init__(self, loaded: LoadedScenario, *, planner: str | Planner | None, trace: Any, seed: int | None,
-                 timing: TimingModel | None = None, power: PowerModel | None = None) -> None:
+                 timing: TimingModel | None = None, power: PowerModel | None = None,
+                 trace_mode: str | None = None) -> None:
         sc = loaded.scenario
         self.loaded = loaded
         self.scenario = sc
@@ -165,7 +173,14 @@ class _Replay:
         self.gpus_per_worker = self.system.model.gpus_per_worker
         self.interval_ms = sc.planner.adjustment_interval_s * 1000.0
         self.power: PowerModel = power if power is not None else power_model(self.system)
-        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power)
+        self.trace_mode = sc.trace.mode if trace_mode is None else trace_mode
+        if self.trace_mode not in TRACE_MODES:
+            raise ReplaylibError(f"trace mode must be one of {', '.join(TRACE_MODES)}, got {self.trace_mode!r}")
+        closed = None
+        if self.trace_mode == "closed_loop":
+            closed = ClosedLoop(lookahead_ms=sc.trace.session_lookahead_s * 1000.0, session_timeout_ms=sc.trace.session_timeout_s * 1000.0)
+        self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power,
+                           closed_loop=closed)
         ctx = planner_context(loaded, self.seed, timing=timing, power=power)
         #: a planner loaded from a spec belongs to this replay, which closes it at the end
         self.owns_planner = planner is None or isinstance(planner, str)
@@ -208,8 +223,11 @@ class _Replay:
         rows: Iterator[Request] = read_trace(self.trace_path, sort=t.sort)
         if t.limit is not None:
             rows = itertools.islice(rows, t.limit)
-        if t.speedup != 1.0:
-            rows = (msgspec.structs.replace(r, timestamp=r.timestamp / t.speedup) for r in rows)
+        if t.speedup != 1.0:  # time runs faster: timestamps and session delays shrink alike
+            rows = (
+                msgspec.structs.replace(r, timestamp=r.timestamp / t.speedup, delay=None if r.delay is None else r.delay / t.speedup)
+                for r in rows
+            )
         return rows
 
     def _first_tick_ms(self) -> float:
@@ -267,6 +285,7 @@ class _Replay:
             "itl_target_ms": repr(sc.planner.itl_ms),
             "gpus_per_worker": str(self.gpus_per_worker),
             "overrides": encode_overrides(self.loaded.overrides),
+            "trace_mode": self.trace_mode,
         }
 
     # -- the loop -------------------------------------------------------------------------
@@ -328,6 +347,8 @@ class _Replay:
             meta=meta,
             kpis=kpis.result(ttft_target_ms=meta.ttft_target_ms, itl_target_ms=meta.itl_target_ms),
             timing_range=self.fleet.timing.range_report(),
+            turns_held=tick_row.turns_held,
+            turns_abandoned=tick_row.turns_abandoned,
         )
 
     # -- events ---------------------------------------------------------------------------
@@ -550,6 +571,8 @@ class _Replay:
             oscillations=self.reversals.update({"prefill": d.n_prefill, "decode": d.n_decode}),
             arrived=snap.arrived, completed=snap.completed, dropped=snap.dropped, in_flight=snap.in_flight,
             preemptions=snap.preemptions,
+            turns_held=snap.turns_held if self.trace_mode == "closed_loop" else None,
+            turns_abandoned=snap.turns_abandoned if self.trace_mode == "closed_loop" else None,
         )
 
 

@@ -98,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="generator config; flags given as well override its keys")
     p.add_argument("--shape", choices=("poisson", "ramp", "step", "sine"), help="arrival-rate shape (default poisson)")
     p.add_argument("--session-ids", action="store_true", default=None, help="write session_id on every row")
+    p.add_argument("--session-delays", action="store_true", default=None,
+                   help="also write delay (ms since the session's previous turn arrived) on continuation turns, "
+                        "for closed-loop replay; implies --session-ids")
     for flag, _path, typ, text in FLAGS:
         kwargs: dict[str, Any] = {"type": _levels if flag == "--levels" else typ, "help": text, "dest": _dest(flag)}
         if flag.endswith("-dist"):
@@ -133,6 +136,9 @@ def build_config(args: argparse.Namespace) -> Any:
     if args.session_ids:
         _set(doc, ("sessions", "emit_ids"), True)
         given[("sessions", "emit_ids")] = "--session-ids"
+    if args.session_delays:
+        _set(doc, ("sessions", "emit_delays"), True)
+        given[("sessions", "emit_delays")] = "--session-delays"
     for flag, path, _, _ in FLAGS:
         value = getattr(args, _dest(flag))
         if value is not None:

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", metavar="PATH|NAME", help="replay this trace (.jsonl, .jsonl.gz, .parquet) instead of the scenario's")
     p.add_argument("--planner", metavar="SPEC", help="planner instead of the scenario's: NAME[@VERSION] or pkg.module:Class")
     p.add_argument("--seed", type=int, help="seed instead of the scenario's")
+    p.add_argument("--trace-mode", choices=("open_loop", "closed_loop"),
+                   help="replay the trace open loop (every row at its timestamp) or closed loop (a session's next turn "
+                        "waits for its previous turn to complete, plus its delay); default: the scenario's trace.mode")
     p.add_argument("--out", metavar="FILE.arrow",
                    help="recording path (default: recordings/<scenario>__<planner>_v<version>.arrow)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (what `show --json` prints)")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         check_output(out, create_folders=True)
         bar = _ProgressBar(loaded, trace) if not args.quiet and sys.stderr.isatty() else None
         try:
-            result = replay(loaded, out=out, planner=args.planner, trace=trace, seed=args.seed, progress=bar)
+            result = replay(loaded, out=out, planner=args.planner, trace=trace, seed=args.seed, progress=bar,
+                            trace_mode=args.trace_mode)
         finally:
             if bar is not None:
                 bar.close()

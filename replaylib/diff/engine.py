@@ -65,6 +65,7 @@ META_ORDER: tuple[str, ...] = (
     "ttft_target_ms",
     "itl_target_ms",
     "gpus_per_worker",
+    "trace_mode",
 )
 
 #: Metadata keys whose difference makes a diff meaningless (refused unless forced).

@@ -86,6 +86,8 @@ COLUMNS: dict[str, ColumnDoc] = {
     "dropped": ColumnDoc("requests", _T, "requests dropped since the start (cumulative)"),
     "in_flight": ColumnDoc("requests", _T, "requests arrived but neither completed nor dropped"),
     "preemptions": ColumnDoc("preemptions", _T, "decode preemptions since the start (KV capacity; cumulative)"),
+    "turns_held": ColumnDoc("turns", _T, "closed loop: session turns whose recorded time has come but that wait for their previous turn (plus its delay); null open loop"),
+    "turns_abandoned": ColumnDoc("turns", _T, "closed loop: session turns never issued because an earlier turn of their session was dropped (cumulative); null open loop"),
     "event": ColumnDoc("", "scale, cap, fault, sweep, assertion", "fault/event type, scale direction (scale_out, scale_in, rebalance), cap, sweep, or the asserted field"),
     "detail": ColumnDoc("", "scale, cap, fault, assertion", "human-readable detail (an assertion row: description -- evidence)"),
     "passed": ColumnDoc("", "assertion", "the assertion's verdict"),

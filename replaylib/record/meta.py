@@ -34,6 +34,8 @@ class RecordingMeta(msgspec.Struct, frozen=True, kw_only=True):
     overrides: dict[str, Any] = {}
     #: the planner's own metadata (keys without the ``planner.`` prefix), sorted; empty for planners without any
     planner_metadata: dict[str, str] = {}
+    #: "open_loop" | "closed_loop" (absent from recordings made before closed-loop replay existed)
+    trace_mode: str = "open_loop"
 
     @property
     def planner(self) -> str:
@@ -50,6 +52,8 @@ def parse_metadata(raw: Mapping[str, str], path: str) -> RecordingMeta:
     try:
         if "overrides" in raw:
             doc["overrides"] = msgspec.json.decode(raw["overrides"])
+        if "trace_mode" in raw:
+            doc["trace_mode"] = raw["trace_mode"]
         return msgspec.convert(doc, RecordingMeta, strict=False)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise RecordingError(f"{path}: bad recording metadata: {exc}") from None
@@ -60,4 +64,4 @@ def encode_overrides(overrides: Mapping[str, Any]) -> str:
     return msgspec.json.encode(dict(overrides), order="sorted").decode()
 
 
-assert OPTIONAL_METADATA_KEYS == ("overrides",)  # parse_metadata knows how to read each
+assert OPTIONAL_METADATA_KEYS == ("overrides", "trace_mode")  # parse_metadata knows how to read each

@@ -99,6 +99,9 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     dropped: int | None = None
     in_flight: int | None = None
     preemptions: int | None = None
+    # closed-loop sessions (null in an open-loop replay)
+    turns_held: int | None = None  #: session turns due by the recorded time, waiting for their previous turn
+    turns_abandoned: int | None = None  #: cumulative: session turns never issued (an earlier turn was dropped)
     # non-tick events
     event: str | None = None  #: fault/event type, scale direction, assertion field ...
     detail: str | None = None  #: human-readable detail
@@ -196,7 +199,7 @@ COLUMN_CLASSES: dict[str, ColumnClass | tuple[ColumnClass, Tolerance]] = {
     "ttft_hist": _X, "itl_hist": _X, "obs_ttft_ms": _O, "obs_itl_ms": _O,
     "ttft_violation": _X, "itl_violation": _X,
     "reason": _D, "actuation": _D, "oscillations": _X,
-    "arrived": _X, "completed": _X, "dropped": _X, "in_flight": _X, "preemptions": _X,
+    "arrived": _X, "completed": _X, "dropped": _X, "in_flight": _X, "preemptions": _X, "turns_held": _X, "turns_abandoned": _X,
     "event": _D, "detail": _X, "passed": _X,
 }  # fmt: skip
 
@@ -253,5 +256,6 @@ METADATA_KEYS = (
     "itl_target_ms",
     "gpus_per_worker",
 )
-#: Keys a recording may carry besides those (absent in older recordings): ``overrides`` (JSON, sorted keys).
-OPTIONAL_METADATA_KEYS = ("overrides",)
+#: Keys a recording may carry besides those (absent in older recordings): ``overrides`` (JSON, sorted keys),
+#: ``trace_mode`` (``open_loop`` / ``closed_loop``).
+OPTIONAL_METADATA_KEYS = ("overrides", "trace_mode")

@@ -44,6 +44,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     meta: RecordingMeta
     kpis: Kpis
     assertions: list[Verdict]
+    #: closed loop, at the last tick: session turns held back and abandoned (None open loop)
+    turns_held: int | None = None
+    turns_abandoned: int | None = None
 
 
 def verdicts(df: pl.DataFrame) -> list[Verdict]:
@@ -62,11 +65,18 @@ def summarize_frame(df: pl.DataFrame, meta: RecordingMeta, *, recording: str) ->
     """The summary of a recording already read back (``df`` as from :func:`read_recording`)."""
     from replaylib.record.kpis import compute_kpis
 
+    import polars as pl
+
     kpis = compute_kpis(df, meta)
     checks = verdicts(df)
+    held = abandoned = None
+    if "turns_abandoned" in df.columns:
+        last = df.filter(pl.col("kind") == "tick").select("turns_held", "turns_abandoned").tail(1).rows()
+        if last:
+            held, abandoned = last[0]
     return Summary(
         recording=recording, events=df.height, verdict=verdict_line(kpis, checks), passed=all(v.passed for v in checks),
-        planner=meta.planner, meta=meta, kpis=kpis, assertions=checks,
+        planner=meta.planner, meta=meta, kpis=kpis, assertions=checks, turns_held=held, turns_abandoned=abandoned,
     )
 
 
@@ -79,7 +89,7 @@ def summarize_replay(result: ReplayResult) -> Summary:
     return Summary(
         recording=result.path, events=result.rows, verdict=verdict_line(result.kpis, checks),
         passed=all(v.passed for v in checks), planner=result.meta.planner, meta=result.meta, kpis=result.kpis,
-        assertions=checks,
+        assertions=checks, turns_held=result.turns_held, turns_abandoned=result.turns_abandoned,
     )
 
 
@@ -157,6 +167,8 @@ def format_summary(s: Summary, *, scenario_path: str | None = None, ticks_note: 
         f"recording {s.recording}: {s.events:,} events over {s.kpis.ticks:,} ticks{ticks_note}",
         format_kpis(s.kpis, m),
     ]
+    if s.turns_abandoned is not None:
+        lines.append(f"closed loop: session turns abandoned {s.turns_abandoned:,}, held back at the end {s.turns_held:,}")
     if s.assertions:
         lines.append("assertions")
         lines += [f"  {'PASS' if v.passed else 'FAIL'}  [{v.index}] {v.description} -- {v.evidence}" for v in s.assertions]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -175,6 +176,9 @@ def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, .
     for i, ev in enumerate(s.events):
         if isinstance(ev, PromStale) and ev.lag_ticks > MAX_STALE_TICKS:
             raise ScenarioError(file_of(("events",)), f"events[{i}].lag_ticks", f"expected at most {MAX_STALE_TICKS}, got {ev.lag_ticks}")
+    for key in ("session_lookahead_s", "session_timeout_s"):
+        if not math.isfinite(getattr(s.trace, key)):
+            raise ScenarioError(file_of(("trace", key)), f"trace.{key}", f"expected a finite number of seconds, got {getattr(s.trace, key)!r}")
     if p.correction_min > 1 or p.correction_max < 1:
         raise ScenarioError(file_of(("planner",)), "planner.correction_min", "expected correction_min <= 1 <= correction_max")
     _check_golden(s, file_of)

@@ -31,14 +31,29 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
+TraceMode = Literal["open_loop", "closed_loop"]
+TRACE_MODES: tuple[str, ...] = ("open_loop", "closed_loop")
+
+
 class TraceConfig(_Strict):
-    """The request trace to replay (path relative to the scenario file)."""
+    """The request trace to replay (path relative to the scenario file).
+
+    ``mode: closed_loop`` replays rows with a ``session_id`` as sessions: a
+    later turn is issued ``delay`` ms after the previous turn of its session
+    completed (``docs/fleet_model.md``, "Closed-loop sessions");
+    ``session_lookahead_s`` bounds how early that can be against the recorded
+    timestamp (and how far ahead the trace is read), ``session_timeout_s`` is
+    how long after its last turn finished a session can still be continued.
+    """
 
     path: str
     block_size: PosI = 512
     sort: bool = False
     limit: PosI | None = None
     speedup: PosF = 1.0
+    mode: TraceMode = "open_loop"
+    session_lookahead_s: NonNegF = 600.0
+    session_timeout_s: PosF = 3600.0
 
 
 class FleetConfig(_Strict):

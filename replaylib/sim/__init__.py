@@ -1,8 +1,10 @@
 """The simulated disaggregated fleet: router, prefill and decode workers, scaling, caps.
 
-Exact semantics: ``docs/fleet_model.md``.  Entry point: :class:`Fleet`.
+Exact semantics: ``docs/fleet_model.md``.  Entry point: :class:`Fleet`; pass
+``closed_loop=ClosedLoop(...)`` to replay a trace's sessions closed loop.
 """
 
+from replaylib.sim.arrivals import ClosedLoop
 from replaylib.sim.fleet import DECODE, DROP_REASONS, PREFILL, Fleet
 from replaylib.sim.metrics import (
     CapResult,
@@ -20,6 +22,7 @@ __all__ = [
     "DROP_REASONS",
     "PREFILL",
     "CapResult",
+    "ClosedLoop",
     "Fleet",
     "LatencyStats",
     "RequestOutcome",

@@ -20,10 +20,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
+from replaylib.sim.arrivals import ClosedLoop, ClosedLoopArrivals, OpenLoopArrivals
 from replaylib.sim.metrics import (
     CapResult,
     RequestOutcome,
@@ -59,9 +60,9 @@ class _Req:
         "generated", "preemptions", "first_token", "admit_seq", "gen0", "step0", "in_batch",
     )
 
-    def __init__(self, index: int, row: Request) -> None:
+    def __init__(self, index: int, row: Request, arrival: float) -> None:
         self.index = index
-        self.arrival = float(row.timestamp)
+        self.arrival = arrival
         self.isl = row.input_length
         self.osl = row.output_length
         self.hash_ids: list[int] | None = row.hash_ids
@@ -159,7 +160,10 @@ class Fleet:
 
     See ``docs/fleet_model.md`` for the exact semantics and the module
     docstring for how it stays fast.  ``on_finish`` receives a
-    :class:`RequestOutcome` for every request that completes or is dropped.
+    :class:`RequestOutcome` for every request that completes or is dropped
+    (and, closed loop, for every session turn that is abandoned).
+    ``closed_loop`` replays the trace's sessions closed loop
+    (:mod:`replaylib.sim.arrivals`); ``None`` is open loop.
     ``timing`` / ``power`` replace the models the system's YAML names
     (``replaylib.timing``).
     """
@@ -172,6 +176,7 @@ class Fleet:
         *,
         block_size: int = 512,
         on_finish: Callable[[RequestOutcome], None] | None = None,
+        closed_loop: ClosedLoop | None = None,
         timing: TimingModel | None = None,
         power: PowerModel | None = None,
     ) -> None:
@@ -195,12 +200,9 @@ class Fleet:
 
         self._now = 0.0
         self._events: list[tuple] = []
-        self._rows: Iterator[Request] = iter(requests)
-        self._next_row: Request | None = None
-        self._next_time = _INF
-        self._next_index = 0
-        self._last_ts = -_INF
-        self._pull()
+        self._arrivals = OpenLoopArrivals(requests) if closed_loop is None else ClosedLoopArrivals(requests, closed_loop, self._abandoned)
+        self._closed = self._arrivals.closed
+        self._next_time = self._arrivals.next_time
 
         self._next_id = 0
         self._prefill: list[_PrefillWorker] = []  # not gone, id order
@@ -387,24 +389,13 @@ class Fleet:
                 self._arrive(t)
             self._schedule(t)
 
-    def _pull(self) -> None:
-        row = next(self._rows, None)
-        self._next_row = row
-        if row is None:
-            self._next_time = _INF
-            return
-        ts = float(row.timestamp)
-        if ts < self._last_ts:
-            raise ValueError(f"request {self._next_index} arrives at {ts} ms, before its predecessor ({self._last_ts} ms)")
-        self._last_ts = ts
-        self._next_time = ts
-
     def _arrive(self, t: float) -> None:
-        row = self._next_row
-        assert row is not None
-        r = _Req(self._next_index, row)
-        self._next_index += 1
-        self._pull()
+        src = self._arrivals
+        item = src.pop(t)
+        self._next_time = src.next_time
+        if item is None:
+            return  # closed loop: rows entered the look-ahead window, none is due yet
+        r = _Req(item[0], item[1], t)
         self._arrived += 1
         win = self._window
         win.arrivals += 1
@@ -717,6 +708,9 @@ class Fleet:
         self._window.completions += 1
         if self._on_finish is not None:
             self._on_finish(self._outcome(r, "completed", None, t))
+        if self._closed:
+            self._arrivals.finished(r.index, t, True)
+            self._next_time = self._arrivals.next_time
 
     def _drop(self, r: _Req, reason: str) -> None:
         self._dropped += 1
@@ -725,6 +719,15 @@ class Fleet:
         r.hash_ids = None
         if self._on_finish is not None:
             self._on_finish(self._outcome(r, "dropped", reason, None))
+        if self._closed:
+            self._arrivals.finished(r.index, self._now, False)
+            self._next_time = self._arrivals.next_time
+
+    def _abandoned(self, index: int, row: Request, t: float) -> None:
+        """Closed loop: a session turn that will never be issued (an earlier turn was dropped)."""
+        if self._on_finish is not None:
+            r = _Req(index, row, t)
+            self._on_finish(self._outcome(r, "abandoned", None, None))
 
     # -- snapshot -----------------------------------------------------------------------
 
@@ -780,7 +783,7 @@ class Fleet:
         in_flight = self._arrived - self._completed - self._dropped
         return Snapshot(
             now_ms=now,
-            done=self._next_row is None and in_flight == 0,
+            done=self._arrivals.exhausted and in_flight == 0,
             prefill=_counts(self._prefill),
             decode=_counts(self._decode),
             cap_prefill_w=self._caps[PREFILL],
@@ -793,6 +796,8 @@ class Fleet:
             in_flight=in_flight,
             dropped_by_reason=dict(self._dropped_by),
             preemptions=self._preemptions,
+            turns_held=self._arrivals.held(now),
+            turns_abandoned=self._arrivals.abandoned,
         )
 
 

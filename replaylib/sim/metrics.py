@@ -235,6 +235,10 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     in_flight: int
     dropped_by_reason: dict[str, int]
     preemptions: int
+    #: closed loop: session turns whose recorded time has come but that wait for their previous turn
+    turns_held: int = 0
+    #: closed loop: session turns never issued because an earlier turn of their session was dropped
+    turns_abandoned: int = 0
 
 
 class RequestOutcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -242,7 +246,7 @@ class RequestOutcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     index: int
     arrival_ms: float
-    status: str  #: "completed" | "dropped" | "in_flight"
+    status: str  #: "completed" | "dropped" | "in_flight" | "abandoned" (closed loop: never issued)
     drop_reason: str | None
     first_token_ms: float | None
     completion_ms: float | None

@@ -247,6 +247,15 @@ class Sessions(_Config):
     the grown input still fits ``isl.max``.  At most ``max_open`` sessions are
     kept (the least recently active is dropped).  ``emit_ids`` writes
     ``session_id`` on every row (a single-turn request is a one-turn session).
+
+    ``emit_delays`` (which implies ``emit_ids``) also writes ``delay`` on every
+    continuation turn, for closed-loop replay: the turn's recorded gap, in
+    integer milliseconds, since the previous turn of its session *arrived*.
+    The generator has no fleet, so it cannot know how long the previous turn
+    took; it counts the whole gap as the user's think time.  Replayed closed
+    loop, a turn therefore comes ``delay`` after its predecessor *completed*:
+    never earlier than recorded, later by the fleet's response times.  No
+    random draw is added, so the other columns do not change.
     """
 
     continue_prob: Probability = 0.4
@@ -256,6 +265,7 @@ class Sessions(_Config):
     max_turns: Tokens = 10
     max_open: Tokens = 1024
     emit_ids: bool = False
+    emit_delays: bool = False
 
 
 # --------------------------------------------------------------------------- the config
@@ -452,6 +462,7 @@ def _generate(c: GeneratorConfig) -> Iterator[Request]:
         pick_u = session_rng.random()
 
         session: _Session | None = None
+        delay: int | None = None
         if sessions_on:
             stale = bisect_left(open_, t - ss.timeout_s, key=_last_s)
             if stale:
@@ -489,6 +500,8 @@ def _generate(c: GeneratorConfig) -> Iterator[Request]:
                     del open_[0]
         else:
             sid = session.id
+            if ss.emit_delays:
+                delay = math.floor(t * 1000) - math.floor(session.last_s * 1000)
             session.turns += 1
             if session.turns < ss.max_turns:
                 session.update(t, input_length, osl, hash_ids, bs)
@@ -498,5 +511,6 @@ def _generate(c: GeneratorConfig) -> Iterator[Request]:
             input_length=input_length,
             output_length=osl,
             hash_ids=hash_ids,
-            session_id=sid if ss.emit_ids else None,
+            session_id=sid if ss.emit_ids or ss.emit_delays else None,
+            delay=delay,
         )

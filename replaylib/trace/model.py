@@ -44,7 +44,7 @@ class Request(
     ``timestamp`` is the arrival time in milliseconds relative to the start of
     the trace; ``hash_ids`` holds one id per ``block_size`` tokens of input, and
     two requests whose leading ids are equal share that prefix.  ``session_id``
-    and ``delay`` (milliseconds after the previous turn of the session) describe
+    and ``delay`` (milliseconds after the previous turn of the session completed) describe
     closed-loop multi-turn traces and are kept when present.
 
     ``timestamp`` keeps the JSON type it was read with (int or float) so that
