@@ -82,19 +82,21 @@ def parse_scales(specs: Sequence[str]) -> list[tuple[str, float]]:
     return out
 
 
-_DECISIONS = ("target_prefill", "target_decode", "target_cap_prefill_w", "target_cap_decode_w")
+#: The targets a planner actuates (a subset of the schema's decision columns, record.schema.columns_of("decision")):
+#: the first tick where one of them differs is where the scaled model changed what the fleet was asked to do.
+_TARGETS = ("target_prefill", "target_decode", "target_cap_prefill_w", "target_cap_decode_w")
 
 
 def _decisions(path: str) -> pl.DataFrame:
     from replaylib.record import read_recording
 
-    return read_recording(path).filter(pl.col("kind") == "tick").select("tick", *_DECISIONS, "cap_prefill_w", "cap_decode_w")
+    return read_recording(path).filter(pl.col("kind") == "tick").select("tick", *_TARGETS, "cap_prefill_w", "cap_decode_w")
 
 
 def _first_change(base: pl.DataFrame, other: pl.DataFrame) -> int | None:
     joined = base.join(other, on="tick", how="full", suffix="_b", coalesce=True).sort("tick")
     for row in joined.iter_rows(named=True):
-        if any(row[c] != row[f"{c}_b"] for c in _DECISIONS):
+        if any(row[c] != row[f"{c}_b"] for c in _TARGETS):
             return int(row["tick"])
     return None
 
