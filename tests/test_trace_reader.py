@@ -71,9 +71,9 @@ def test_blank_final_line_is_fine(tmp_path: Path) -> None:
         ([json.dumps({"timestamp": 0, "output_length": 1, "hash_ids": []})], 1, "input_length", "missing (or its alias 'input_tokens')"),
         ([_rows(input_length="12")], 1, "input_length", 'got "12"'),
         ([_rows(input_length=12.0)], 1, "input_length", "got 12.0"),
-        ([_rows(output_length=-3)], 1, "output_length", "expected an integer >= 1, got -3"),
+        ([_rows(output_length=-3)], 1, "output_length", "expected an integer from 1 to 16,777,216 (replaylib.limits.MAX_TOKENS), got -3"),
         ([_rows(input_length=0)], 1, "input_length", "got 0"),
-        ([_rows(hash_ids=[1, -2])], 1, "hash_ids[1]", "a list of integers >= 0, got -2"),
+        ([_rows(hash_ids=[1, -2])], 1, "hash_ids[1]", "each 0 to 9223372036854775807 (a signed 64-bit id), got -2"),
         ([_rows(hash_ids="0,1")], 1, "hash_ids", 'got "0,1"'),
         ([_rows(hash_ids=[1, 2.5])], 1, "hash_ids[1]", "got 2.5"),
         ([_rows(timestamp=-1)], 1, "timestamp", "got -1"),
@@ -121,9 +121,9 @@ def test_corrupt_gzip_is_a_trace_error(tmp_path: Path) -> None:
 def test_sort_reorders_stably(tmp_path: Path) -> None:
     p = _write(
         tmp_path / "s.jsonl",
-        [_rows(timestamp=10, input_length=1), _rows(timestamp=5, input_length=2), _rows(timestamp=10, input_length=3)],
+        [_rows(timestamp=10, input_length=11), _rows(timestamp=5, input_length=12), _rows(timestamp=10, input_length=13)],
     )
-    assert [(r.timestamp, r.input_length) for r in read_trace(p, sort=True)] == [(5, 2), (10, 1), (10, 3)]
+    assert [(r.timestamp, r.input_length) for r in read_trace(p, sort=True)] == [(5, 12), (10, 11), (10, 13)]
 
 
 def test_errors_are_found_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

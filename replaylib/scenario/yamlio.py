@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from replaylib.errors import ReplaylibError
+from replaylib.limits import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
 KeyPath = tuple[str, ...]
 
@@ -34,7 +35,67 @@ class ScenarioError(ReplaylibError):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
+    """SafeLoader that refuses duplicate keys, recursive aliases and alias bombs.
+
+    The document's node graph is measured before any Python object is built:
+    a node reached again through an alias counts again, so a "billion laughs"
+    document (a few lines whose aliases expand exponentially) is refused by
+    its expanded size, in time linear in the file, not by a timeout.
+    """
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark, problem: str) -> None:
+        super().__init__(problem)
+        self.problem_mark = mark
+        self.problem = problem
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a cycle (``&x [*x]``), more than MAX_YAML_NODES expanded nodes or nesting deeper than MAX_YAML_DEPTH."""
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    open_: set[int] = set()  # nodes whose subtree is being measured: the path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        key = id(node)
+        if closing:
+            open_.discard(key)
+            kids = [measured[id(k)] for k in _children(node)]
+            size = 1 + sum(k[0] for k in kids)
+            height = 1 + max((k[1] for k in kids), default=0)
+            if size > MAX_YAML_NODES:
+                raise _Refused(node.start_mark, f"with its aliases expanded the document holds more than {MAX_YAML_NODES:,} "
+                               "values (replaylib.limits.MAX_YAML_NODES): an alias bomb?")
+            if height > MAX_YAML_DEPTH:
+                raise _Refused(node.start_mark, f"nested deeper than {MAX_YAML_DEPTH} levels (replaylib.limits.MAX_YAML_DEPTH)")
+            measured[key] = (size, height)
+            continue
+        if key in measured:
+            continue
+        if key in open_:
+            raise _Refused(node.start_mark, "a recursive alias (an anchor used inside its own value)")
+        open_.add(key)
+        stack.append((node, True))
+        for kid in _children(node):
+            if id(kid) in open_:
+                raise _Refused(kid.start_mark, "a recursive alias (an anchor used inside its own value)")
+            if id(kid) not in measured:
+                stack.append((kid, False))
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -42,6 +103,12 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     out: dict = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"a key must be a plain value, got a {type(key).__name__}",
+                                                    mark) from None
         if key in out:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -55,17 +122,36 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def read_yaml(path: str) -> Any:
-    """Parse one YAML file strictly; syntax errors name the file and line."""
+    """Parse one YAML file strictly and safely; errors name the file and line.
+
+    Refused with a :class:`ScenarioError`: a file over MAX_YAML_BYTES, bytes
+    that are not UTF-8, syntax errors, duplicate keys, recursive aliases and
+    alias expansion past MAX_YAML_NODES (``replaylib.limits``).
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        if os.path.isdir(path):
+            raise ScenarioError(path, None, "is a folder, expected a YAML file")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(path, None, f"cannot open: {exc.strerror or exc}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ScenarioError(path, None, f"larger than {MAX_YAML_BYTES:,} bytes (replaylib.limits.MAX_YAML_BYTES); "
+                            "is this a scenario file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(path, None, f"line {line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(path, None, f"invalid YAML: {where}{problem}") from None
+    except RecursionError:
+        raise ScenarioError(path, None, f"invalid YAML: nested too deeply (more than {MAX_YAML_DEPTH} levels allowed)") from None
 
 
 class Merged:
@@ -115,6 +201,8 @@ def _load(path: str, top_dir: str, path_keys: frozenset[KeyPath], stack: tuple[s
         parent_path = os.path.normpath(os.path.join(here, parent))
         if not os.path.exists(parent_path):
             raise ScenarioError(path, "extends", f"parent file not found: {parent} (looked for {parent_path})")
+        if not os.path.isfile(parent_path):
+            raise ScenarioError(path, "extends", f"{parent} is not a file ({parent_path}); expected a scenario YAML file")
         base = _load(parent_path, top_dir, path_keys, (*stack, path))
         _merge_into(data, base.data, provenance, base.provenance, ())
         files.extend(f for f in base.files if f not in files)

@@ -8,10 +8,12 @@ import msgspec
 from msgspec import Meta
 
 from replaylib.errors import ReplaylibError
+from replaylib.limits import MAX_HASH_ID, MAX_HASH_IDS, MAX_MILLIS, MAX_TOKENS
 
-Millis = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0)]
-TokenCount = Annotated[int, Meta(ge=1)]
-BlockId = Annotated[int, Meta(ge=0)]
+Millis = Annotated[int, Meta(ge=0, le=int(MAX_MILLIS))] | Annotated[float, Meta(ge=0, le=MAX_MILLIS)]
+TokenCount = Annotated[int, Meta(ge=1, le=MAX_TOKENS)]
+BlockId = Annotated[int, Meta(ge=0, le=MAX_HASH_ID)]
+HashIds = Annotated[list[BlockId], Meta(max_length=MAX_HASH_IDS)]
 
 #: Upstream spellings accepted for the canonical Mooncake fields.
 ALIASES: dict[str, str] = {
@@ -23,12 +25,12 @@ ALIASES: dict[str, str] = {
 
 #: What a valid value of each field looks like, for error messages.
 EXPECTED: dict[str, str] = {
-    "timestamp": "a finite number of milliseconds >= 0",
-    "input_length": "an integer >= 1",
-    "output_length": "an integer >= 1",
-    "hash_ids": "a list of integers >= 0",
+    "timestamp": f"a finite number of milliseconds, 0 to {MAX_MILLIS:.0f}",
+    "input_length": f"an integer from 1 to {MAX_TOKENS:,} (replaylib.limits.MAX_TOKENS)",
+    "output_length": f"an integer from 1 to {MAX_TOKENS:,} (replaylib.limits.MAX_TOKENS)",
+    "hash_ids": f"a list of at most input_length integers, each 0 to {MAX_HASH_ID} (a signed 64-bit id)",
     "session_id": "a string or an integer",
-    "delay": "a finite number of milliseconds >= 0",
+    "delay": f"a finite number of milliseconds, 0 to {MAX_MILLIS:.0f}",
 }
 
 
@@ -54,7 +56,7 @@ class Request(
     timestamp: Millis
     input_length: TokenCount
     output_length: TokenCount
-    hash_ids: list[BlockId]
+    hash_ids: HashIds
     session_id: str | int | None = None
     delay: Millis | None = None
 

@@ -50,8 +50,8 @@ def stream_parquet(path: str, *, batch_rows: int = _BATCH_ROWS) -> Iterator[tupl
                 _canonical(row)
             try:
                 requests = msgspec.convert(rows, list[Request])
-                if not all(math.isfinite(r.timestamp) for r in requests):
-                    raise ValueError("a timestamp is not finite")
+                if not all(math.isfinite(r.timestamp) and len(r.hash_ids) <= r.input_length for r in requests):
+                    raise ValueError("a timestamp is not finite, or a row has more hash ids than input tokens")
             except (msgspec.ValidationError, ValueError):  # find the row, with the JSONL reader's messages
                 requests = [request_from_mapping(row, path, first + i) for i, row in enumerate(rows)]
             yield first, requests

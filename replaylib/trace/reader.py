@@ -18,6 +18,7 @@ import gc
 import gzip
 import math
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from typing import IO
 
@@ -28,7 +29,9 @@ from replaylib.trace.model import ALIASES, EXPECTED, Request, TraceError
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK_BYTES = 1 << 20
 _FAST = msgspec.json.Decoder(Request)
-_ANY = msgspec.json.Decoder()
+#: The slow path reads every float itself, so a number beyond float range (``1e400``) becomes inf and is
+#: refused by the row's validation, naming its field, instead of failing the whole line's decoding.
+_ANY = msgspec.json.Decoder(float_hook=float)
 _FIELDS = frozenset(Request.__struct_fields__)
 
 
@@ -104,6 +107,9 @@ def _stream(path: str, *, check_order: bool) -> Iterator[Request]:
                 numbered = None
             if numbered is None:
                 stamps = [row.timestamp for row in rows]  # type: ignore[union-attr]
+                for i, row in enumerate(rows):  # type: ignore[arg-type]
+                    if len(row.hash_ids) > row.input_length:
+                        raise _too_many_ids(path, line_no + i + 1, row)
                 if check_order and stamps and (stamps[0] < prev_ts or stamps != sorted(stamps)):
                     _first_backwards(path, line_no + 1, stamps, prev_line, prev_ts)
                 if stamps:
@@ -134,8 +140,8 @@ def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
     while True:
         try:
             block = fh.read(_CHUNK_BYTES)
-        except (OSError, EOFError) as exc:
-            raise TraceError(path, None, None, f"cannot read (corrupt gzip stream?): {exc}") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TraceError(path, None, None, f"cannot read: a corrupt or truncated gzip stream ({exc})") from None
         if not block:
             if tail:
                 yield tail
@@ -207,7 +213,15 @@ def request_from_mapping(obj: dict, path: str, line: int) -> Request:
     ts = row.timestamp
     if ts.__class__ is float and not math.isfinite(ts):
         raise TraceError(path, line, "timestamp", f"expected {EXPECTED['timestamp']}, got {ts}")
+    if len(row.hash_ids) > row.input_length:
+        raise _too_many_ids(path, line, row)
     return row
+
+
+def _too_many_ids(path: str, line: int, row: Request) -> TraceError:
+    """More hash ids than input tokens: no block size can give that (one id per block of >= 1 token)."""
+    return TraceError(path, line, "hash_ids", f"expected at most input_length ({row.input_length:,}) ids, one per "
+                      f"block of input, got {len(row.hash_ids):,}")
 
 
 def _field_error(path: str, line: int, text: str, obj: dict) -> TraceError:
@@ -228,7 +242,7 @@ def _field_error(path: str, line: int, text: str, obj: dict) -> TraceError:
                 value = value[int(field.split("[", 1)[1].split("]", 1)[0])]
             except (ValueError, IndexError):
                 pass
-        got = msgspec.json.encode(value).decode()
+        got = str(value) if isinstance(value, float) and not math.isfinite(value) else msgspec.json.encode(value).decode()
         if len(got) > 60:
             got = got[:57] + "..."
         return TraceError(path, line, field, f"expected {EXPECTED.get(top, 'a valid value')}, got {got}")
