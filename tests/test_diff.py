@@ -26,7 +26,7 @@ from replaylib.diff import (
     render,
 )
 from replaylib.diff.model import DiffReport, FieldDiff
-from replaylib.record import EventRow, RecordingWriter, read_recording, recording_metadata
+from replaylib.record import EventRow, RecordingError, RecordingWriter, read_recording, recording_metadata
 from replaylib.record.kpis import ReversalCounter, compute_kpis, format_kpis
 from replaylib.sim.metrics import GAMMA, LatencyStats
 
@@ -594,15 +594,23 @@ def test_cli_subprocess_exit_codes(tmp_path: Path, rec_a: Path) -> None:
     assert "target_decode" in diff.stdout and bad.stderr.startswith("error: ")
 
 
-def test_diff_of_partial_recording(tmp_path: Path, rec_a: Path) -> None:
-    """An interrupted replay's ``.partial`` file is readable and diffs as a shorter recording."""
+def test_diff_refuses_partial_and_truncated_recordings(tmp_path: Path, rec_a: Path) -> None:
+    """An interrupted replay's ``.partial`` file, or a recording cut short, is never diffed as if complete."""
     w = RecordingWriter(tmp_path / "c.arrow", meta(), batch_rows=4)
     for i in range(9):
         w.append(EventRow(kind="tick", seq=w.next_seq(), tick=i, **tick_fields(i)))
     partial = w.abort()
-    report = diff_recordings(rec_a, partial, columns=["target_decode", "power_total_w"])
-    assert report.only_a.count == 11 and report.only_a.first == 9
-    assert report.kpis_b is not None and report.kpis_b.ticks == 9 and report.kpis_b.duration_s == 90.0
+    with pytest.raises(RecordingError, match="a partial recording"):
+        diff_recordings(rec_a, partial, columns=["target_decode", "power_total_w"])
+    cut = tmp_path / "cut.arrow"
+    for keep in (len(rec_a.read_bytes()) // 2, len(rec_a.read_bytes()) - 20):
+        cut.write_bytes(rec_a.read_bytes()[:keep])
+        with pytest.raises(RecordingError, match=f"{cut}: truncated"):
+            diff_recordings(rec_a, cut)
+        run = subprocess.run([sys.executable, "-m", "replaylib", "diff", str(rec_a), str(cut)], capture_output=True,
+                             text=True, cwd=REPO)
+        assert run.returncode == 2 and "truncated" in run.stderr and "IDENTICAL" not in run.stdout
+        assert "Traceback" not in run.stderr
 
 
 # -- compare (needs the adapter and the planner registry) -----------------------------------------

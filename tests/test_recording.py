@@ -204,13 +204,13 @@ def test_small_batches_in_a_replay_give_the_same_recording(default_run, tmp_path
 # -- interruption -----------------------------------------------------------------------------------
 
 
-def _strip_footer(data: bytes) -> bytes:
-    """The bytes a killed writer leaves: everything before the IPC file footer (and the stream's end marker)."""
-    assert data.endswith(b"ARROW1")
-    footer = struct.unpack("<i", data[-10:-6])[0]
-    body = data[: len(data) - 10 - footer]
-    assert body.endswith(b"\xff\xff\xff\xff\x00\x00\x00\x00")  # end-of-stream marker
-    return body[:-8]
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # an Arrow IPC stream's end-of-stream marker
+
+
+def _strip_eos(data: bytes) -> bytes:
+    """The bytes a killed writer leaves: its partial stream without the end marker an orderly stop writes."""
+    assert data.startswith(b"\xff\xff\xff\xff") and data.endswith(_EOS)
+    return data[:-8]
 
 
 def test_interrupted_replay_keeps_the_old_file_and_a_readable_partial(default_run, tmp_path: Path) -> None:
@@ -230,21 +230,32 @@ def test_interrupted_replay_keeps_the_old_file_and_a_readable_partial(default_ru
     assert calls == [0, 1, 2, 3, 4]
     assert out.read_bytes() == old  # byte for byte
     partial = Path(str(out) + ".partial")
-    df = read_recording(partial)
+    with pytest.raises(RecordingError, match="a partial recording"):
+        read_recording(partial)  # never taken for a complete one
+    df = read_recording(partial, partial=True)
+    assert pl.from_arrow(pa.ipc.open_stream(partial).read_all()).equals(df)  # plain pyarrow and polars read it too
+    assert pl.read_ipc_stream(partial).equals(df)
     assert tick_rows(df)["tick"].to_list() == [0, 1, 2, 3, 4]
     assert df["tick"].max() == 4
     assert df.filter(pl.col("kind") != "tick").height > 0  # its scale/cap/sweep rows too
     assert df.equals(full.head(df.height))  # exactly the prefix of the uninterrupted replay
     assert full.row(df.height, named=True)["tick"] == 5
-    assert recording_metadata(partial).scenario_name == "default"
+    assert recording_metadata(partial, partial=True).scenario_name == "default"
 
-    # a killed process leaves no footer: still readable through the stream fallback
+    # a killed process leaves no end marker: still readable, by plain pyarrow and polars too
     killed = tmp_path / "killed.arrow.partial"
-    killed.write_bytes(_strip_footer(partial.read_bytes()))
-    with pytest.raises(pa.ArrowInvalid):
-        pa.ipc.open_file(killed)
-    assert read_recording(killed).equals(df)
-    assert recording_metadata(killed).seed == 7
+    killed.write_bytes(_strip_eos(partial.read_bytes()))
+    assert read_recording(killed, partial=True).equals(df)
+    assert pa.ipc.open_stream(killed).read_all().num_rows == df.height
+    assert pl.read_ipc_stream(killed).height == df.height
+    assert recording_metadata(killed, partial=True).seed == 7
+
+    # a complete recording cut short (its footer lost) is refused as truncated, never read as a shorter one
+    cut = tmp_path / "cut.arrow"
+    cut.write_bytes(Path(default_out).read_bytes()[:-20])
+    with pytest.raises(RecordingError, match=f"{cut}: truncated"):
+        read_recording(cut)
+    assert read_recording(cut, partial=True).equals(full)  # what is left, on request
 
 
 def test_file_cut_inside_a_batch_keeps_the_complete_batches(tmp_path: Path) -> None:
@@ -253,14 +264,14 @@ def test_file_cut_inside_a_batch_keeps_the_complete_batches(tmp_path: Path) -> N
     for i in range(23):
         w.append(_row(i))
     w.abort()
-    body = _strip_footer(Path(w.partial).read_bytes())
-    cut = tmp_path / "cut.arrow"
-    cut.write_bytes(body[:-40])  # the kill came while the last batch (rows 20-22) was being written
-    df = read_recording(cut)
+    body = _strip_eos(Path(w.partial).read_bytes())
+    cut = tmp_path / "cut.arrow.partial"
+    cut.write_bytes(body[:-40])  # a damaged tail: the last batch (rows 20-22) lost part of its bytes
+    df = read_recording(cut, partial=True)
     assert df["seq"].to_list() == list(range(20))
     cut.write_bytes(body[:100])  # not even the schema survived
     with pytest.raises(RecordingError, match=str(cut)):
-        read_recording(cut)
+        read_recording(cut, partial=True)
 
 
 def test_writer_used_as_context_manager(tmp_path: Path) -> None:
@@ -268,7 +279,7 @@ def test_writer_used_as_context_manager(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), RecordingWriter(out, {}) as w:
         w.append(_row(0))
         raise RuntimeError("boom")
-    assert not out.exists() and read_recording(str(out) + ".partial").height == 1
+    assert not out.exists() and read_recording(str(out) + ".partial", partial=True).height == 1
     with RecordingWriter(out, {}) as w:
         w.append(_row(0))
         w.append(_row(1))

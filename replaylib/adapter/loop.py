@@ -35,6 +35,8 @@ import msgspec
 
 from replaylib import __version__
 from replaylib.errors import ReplaylibError
+from replaylib.limits import MAX_TICKS, LimitError
+from replaylib.planner.answers import check_decision, check_first_tick
 from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
 from replaylib.record import EventRow, RecordingWriter
@@ -125,8 +127,11 @@ def replay(
     ``power`` replace the models the system's YAML names, for the fleet, the
     power overlay, the budget guard and a planner built here alike (a given
     timing object is shared, so its range report counts every caller).  An
-    exception or interrupt leaves any previous ``out`` untouched and the events
-    recorded so far readable in ``out.partial``.
+    ``out`` is never damaged: bad input (a :class:`ReplaylibError`: a trace
+    row, a planner's answer, a limit) stops the replay and leaves no
+    ``out.partial``; an interrupt or a crash leaves the events recorded so
+    far in ``out.partial`` (an Arrow IPC stream) and says so in a note on the
+    exception (``partial_path`` on a :class:`ReplayInterrupted`).
     """
     run = _Replay(loaded, planner=planner, trace=trace, seed=seed, timing=timing, power=power, trace_mode=trace_mode)
     try:
@@ -134,13 +139,31 @@ def replay(
         writer = RecordingWriter(out, metadata)
         try:
             result = run.execute(writer, progress, parse_metadata(metadata, writer.path))
-        except BaseException:
-            writer.abort()
+        except ReplaylibError:
+            writer.discard()
+            raise
+        except KeyboardInterrupt as exc:
+            raise ReplayInterrupted(writer.abort(), writer.path) from exc
+        except BaseException as exc:
+            exc.add_note(f"the events recorded so far are in {writer.abort()} (an Arrow IPC stream)")
             raise
         writer.close()
     finally:
         run.close_planner()
     return result
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """A replay stopped by Ctrl-C or SIGTERM: where its partial recording is, and the untouched output."""
+
+    def __init__(self, partial_path: str, out: str) -> None:
+        super().__init__(partial_path)
+        self.partial_path = partial_path
+        self.out = out
+
+    def __str__(self) -> str:
+        return (f"interrupted: the events recorded so far are in {self.partial_path} (an Arrow IPC stream: "
+                f"pyarrow.ipc.open_stream, polars.read_ipc_stream); {self.out} is as it was")
 
 
 def planner_context(loaded: LoadedScenario, seed: int | None = None, *, timing: TimingModel | None = None,
@@ -232,12 +255,8 @@ class _Replay:
 
     def _first_tick_ms(self) -> float:
         """The planner's own first tick (optional ``initial_tick_s``), else one adjustment interval."""
-        first = getattr(self.planner, "initial_tick_s", None)
-        if first is None:
-            return self.interval_ms
-        if isinstance(first, bool) or not isinstance(first, (int, float)) or not 0 < first < _INF:
-            raise PlannerError(f"planner {self.planner.name}@{self.planner.version} has initial_tick_s {first!r}; expected seconds > 0")
-        return float(first) * 1000.0
+        first = check_first_tick(getattr(self.planner, "initial_tick_s", None), planner=f"{self.planner.name}@{self.planner.version}")
+        return self.interval_ms if first is None else first
 
     def close_planner(self) -> None:
         """Release a planner this replay loaded (its optional ``close()``)."""
@@ -329,6 +348,8 @@ class _Replay:
                 break
             step_s = decision.next_tick_s if decision.next_tick_s is not None else self.scenario.planner.adjustment_interval_s
             t_sched = now + step_s * 1000.0
+            if limit is None:
+                self._check_tick_budget(tick, t_sched, step_s)
         results = []
         for i, check in enumerate(self.checks):
             ok, evidence = check.verdict()
@@ -350,6 +371,19 @@ class _Replay:
             turns_held=tick_row.turns_held,
             turns_abandoned=tick_row.turns_abandoned,
         )
+
+    def _check_tick_budget(self, ticks: int, t_sched: float, step_s: float) -> None:
+        """Refuse a replay that would run past MAX_TICKS: at once when the next request is that far away
+        (a huge timestamp gap), else when the count is reached.  A scenario's ``ticks:`` replaces this bound."""
+        at = self.fleet.next_arrival_ms  # inf once the trace is exhausted: nothing more to wait for
+        ahead = max(0.0, (at - t_sched) / (step_s * 1000.0)) if at < _INF else 0.0
+        if ticks >= MAX_TICKS or ticks + ahead > MAX_TICKS:
+            when = f"the next request arrives at {at / 1000.0:,.0f} s of simulated time, " if ahead >= 1 else ""
+            raise LimitError(
+                f"{self.trace_path}: the replay would take more than {MAX_TICKS:,} planner ticks (replaylib.limits.MAX_TICKS): "
+                f"{when}{ticks:,} ticks done at {step_s:g} s each; shorten the trace (trace.limit, trace.speedup), "
+                "lengthen planner.adjustment_interval_s, or stop at a tick count with `ticks:`"
+            )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -435,14 +469,7 @@ class _Replay:
             decision = self.planner.on_tick(obs)
         except Exception as exc:
             raise PlannerError(f"planner {name} raised at tick {tick}: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(decision, Decision):
-            raise PlannerError(f"planner {name} returned {type(decision).__name__} at tick {tick}, expected a Decision")
-        for role, n in (("prefill", decision.n_prefill), ("decode", decision.n_decode)):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise PlannerError(f"planner {name} asked for {n!r} {role} workers at tick {tick}; a fleet needs at least 1")
-        if decision.next_tick_s is not None and not decision.next_tick_s > 0:
-            raise PlannerError(f"planner {name} asked for the next tick in {decision.next_tick_s!r} s at tick {tick}; expected > 0")
-        return decision
+        return check_decision(decision, planner=name, tick=tick)
 
     # -- budget clamp and actuation ---------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -46,9 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def recording_name(scenario: str, planner: str) -> str:
-    """``recordings/<scenario>__<name>_v<version>.arrow`` for a resolved ``name@version`` (or an import path)."""
-    slug = planner.replace(":", "_").replace("@", "_v").replace("/", "_")
-    return os.path.join("recordings", f"{scenario}__{slug}.arrow")
+    """``recordings/<scenario>__<name>_v<version>.arrow`` for a resolved ``name@version`` (or an import path).
+
+    Both parts are reduced to a safe file name (letters, digits, ``._-``; no path separator, no leading
+    dot, so never ``..``): a scenario's ``name:`` cannot steer the file outside ``recordings/``.
+    """
+    return os.path.join("recordings", f"{safe_name(scenario)}__{safe_name(planner.replace('@', '_v'))}.arrow")
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one file-name component: runs of other characters become ``_``, leading dots go."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip(".")[:120]
+    return name or "unnamed"
 
 
 def run(args: argparse.Namespace) -> int:

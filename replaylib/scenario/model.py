@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import sys
+
 import msgspec
 from msgspec import Meta
 
-PosF = Annotated[float, Meta(gt=0)]
-NonNegF = Annotated[float, Meta(ge=0)]
+from replaylib.limits import MAX_SCENARIO_EVENTS, MAX_TICKS, MIN_TICK_INTERVAL_S
+
+#: Every number of a scenario is finite (``le`` the largest float refuses .inf; NaN fails every bound).
+_FINITE = sys.float_info.max
+PosF = Annotated[float, Meta(gt=0, le=_FINITE)]
+NonNegF = Annotated[float, Meta(ge=0, le=_FINITE)]
+FiniteF = Annotated[float, Meta(ge=-_FINITE, le=_FINITE)]
 PosI = Annotated[int, Meta(ge=1)]
 NonNegI = Annotated[int, Meta(ge=0)]
+#: A planner's adjustment interval (s): at least MIN_TICK_INTERVAL_S, so a replay cannot tick forever.
+IntervalS = Annotated[float, Meta(ge=MIN_TICK_INTERVAL_S, le=_FINITE)]
 
 Role = Literal["prefill", "decode"]
 #: Signals that carry a bias (scenario constant plus bias events), in the signal's unit.
@@ -71,7 +80,7 @@ class PlannerConfig(_Strict):
     """Which planner runs, its SLA targets and its knobs (shared by the built-ins)."""
 
     name: str = "sla@1"
-    adjustment_interval_s: PosF = 60.0
+    adjustment_interval_s: IntervalS = 60.0
     ttft_ms: PosF = 2000.0
     itl_ms: PosF = 50.0
     predictor: Literal["constant", "moving_average", "kalman"] = "moving_average"
@@ -107,7 +116,7 @@ class PowerConfig(_Strict):
     """The power budget and how the synthetic readings are biased and noised."""
 
     total_gpu_power_limit_w: PosF | None = None
-    bias: dict[BiasSignal, float] = {}
+    bias: dict[BiasSignal, FiniteF] = {}
     noise: dict[Signal, NoiseSpec] = {}
 
 
@@ -120,18 +129,18 @@ class _Event(_Strict, tag_field="type"):
 
 class BiasStep(_Event, tag="bias_step"):
     signal: BiasSignal
-    delta: float
+    delta: FiniteF
 
 
 class BiasRamp(_Event, tag="bias_ramp"):
     signal: BiasSignal
-    delta: float
+    delta: FiniteF
     duration_s: PosF
 
 
 class BiasSine(_Event, tag="bias_sine"):
     signal: BiasSignal
-    amplitude: float
+    amplitude: FiniteF
     period_s: PosF
     duration_s: PosF | None = None
 
@@ -232,10 +241,10 @@ class Scenario(_Strict):
     system: str
     description: str = ""
     seed: NonNegI = 0
-    ticks: PosI | None = None
+    ticks: Annotated[int, Meta(ge=1, le=MAX_TICKS)] | None = None
     fleet: FleetConfig = FleetConfig()
     planner: PlannerConfig = PlannerConfig()
     power: PowerConfig = PowerConfig()
-    events: list[Event] = []
+    events: Annotated[list[Event], Meta(max_length=MAX_SCENARIO_EVENTS)] = []
     assertions: list[Assertion] = []
     golden: GoldenConfig = GoldenConfig()

@@ -73,6 +73,8 @@ def _soften(message: str) -> str:
         return " or ".join(_TYPE_WORDS.get(p, p) for p in parts)
 
     message = re.sub(r"`([^`]*)`", word, message)
+    message = re.sub(r" [<>]= -?1\.7976931348623157e\+308", "", message).replace("a number", "a finite number", 1) \
+        if "1.7976931348623157e+308" in message else message  # the model's "finite" bound, in words
     return message[:1].lower() + message[1:]
 
 

@@ -229,6 +229,11 @@ class Fleet:
         return self._now
 
     @property
+    def next_arrival_ms(self) -> float:
+        """When the next request enters the fleet (inf when the trace is exhausted)."""
+        return self._next_time
+
+    @property
     def caps(self) -> tuple[float, float]:
         return self._caps[PREFILL], self._caps[DECODE]
 
