@@ -57,7 +57,7 @@ def recording_name(scenario: str, planner: str) -> str:
 
 def safe_name(text: str) -> str:
     """``text`` as one file-name component: runs of other characters become ``_``, leading dots go."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip(".")[:120]
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", text)).lstrip(".")[:120]
     return name or "unnamed"
 
 

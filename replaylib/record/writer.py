@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import signal
 import tempfile
 from types import TracebackType
 
@@ -35,6 +36,10 @@ import pyarrow as pa
 
 from replaylib.record.schema import ARROW_SCHEMA, FIELDS, EventRow
 from replaylib.report.output import OutputError
+
+
+#: Signals held back while a batch is written (see ``RecordingWriter._write_batch``).
+_DEFERRED = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def partial_path(path: str | os.PathLike[str]) -> str:
@@ -114,6 +119,9 @@ class RecordingWriter:
         self._fd = _open_locked(self.partial)
         self._pending = _Pending()
         self._writer = pa.ipc.new_stream(pa.PythonFile(self._pending, mode="w"), self.schema)
+        # An empty first batch puts the schema (and the metadata) on disk at once: the partial file is a
+        # readable, empty recording from the start, not an empty file (publishing skips empty batches).
+        self._write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))
         self._rows: list[EventRow] = []
         self._batch_rows = batch_rows
         self._seq = 0
@@ -135,12 +143,21 @@ class RecordingWriter:
     def flush(self) -> None:
         if not self._rows:
             return
-        columns = list(zip(*(msgspec.structs.astuple(r) for r in self._rows), strict=True))
+        rows, self._rows = self._rows, []
+        columns = list(zip(*(msgspec.structs.astuple(r) for r in rows), strict=True))
         arrays = [pa.array(col, type=self.schema.field(i).type) for i, col in enumerate(columns)]
-        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self._write_out()
-        self.rows_written += len(self._rows)
-        self._rows.clear()
+        self._write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self.rows_written += len(rows)
+
+    def _write_batch(self, batch: pa.RecordBatch) -> None:
+        """Encode ``batch`` and write it out with Ctrl-C / SIGTERM held back meanwhile (delivered right
+        after), so an interrupt never leaves half a batch for :meth:`abort` to end the stream after."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+        try:
+            self._writer.write_batch(batch)
+            self._write_out()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _write_out(self) -> None:
         """The stream's new bytes in one ``write`` (a kill cannot split it): the partial ends at a batch boundary."""
@@ -153,7 +170,11 @@ class RecordingWriter:
 
     def close(self) -> str:
         """Finish the recording and move it into place atomically; returns the final path."""
-        self._end_stream()
+        try:
+            self._end_stream()
+        except OutputError:
+            self.discard()
+            raise
         try:
             with pa.memory_map(self.partial) as src:
                 reader = pa.ipc.open_stream(src)
@@ -162,7 +183,8 @@ class RecordingWriter:
                 try:
                     with os.fdopen(fd, "wb") as fh, pa.ipc.new_file(pa.PythonFile(fh, mode="w"), reader.schema) as out:
                         for batch in reader:
-                            out.write_batch(batch)
+                            if batch.num_rows:
+                                out.write_batch(batch)
                     os.chmod(tmp, 0o644)
                     os.replace(tmp, self.path)
                 except BaseException:
