@@ -202,7 +202,7 @@ def test_events_fire_once_at_the_first_tick_at_or_after_their_time(tmp_path: Pat
         {"type": "budget_change", "at_s": 150, "total_gpu_power_limit_w": 5000},
         {"type": "budget_change", "at_s": 0, "total_gpu_power_limit_w": 9000},
         {"type": "bias_step", "at_s": 200, "signal": "power_bias_decode", "delta": 10},
-        {"type": "budget_change", "at_s": 100_000, "total_gpu_power_limit_w": 1},  # after the end: never fires
+        {"type": "budget_change", "at_s": 100_000, "total_gpu_power_limit_w": 1000},  # after the end: never fires
     ]
     loaded = make_scenario(tmp_path, power={"total_gpu_power_limit_w": 8000}, events=events)
     _, df, ticks = run(loaded, tmp_path)

@@ -112,7 +112,7 @@ def test_missing_parent_is_an_error(tmp_path: Path) -> None:
         ("fleet: {router: random}", "fleet.router", "expected one of 'kv_aware', 'least_loaded', 'round_robin', got 'random'", False),
         ("fleet: {prefill_workers: 0}", "fleet.prefill_workers", ">= 1, got 0", False),
         ("events: [{type: bias_step, at_s: 1, signal: power, delta: 1}]", "events[0].signal", "expected one of 'itl_bias', 'power_bias_decode', 'power_bias_prefill', 'ttft_bias', got 'power'", False),
-        ("events: [{type: explode, at_s: 1}]", "events[0].type", "Invalid value 'explode'", False),
+        ("events: [{type: explode, at_s: 1}]", "events[0].type", "expected one of 'actuation_fault', 'bias_ramp'", False),
         ("events: [{type: node_down, at_s: 1}]", "events[0].role", "required key is missing", False),
         ("power: {bias: {power_bias_gpu: 1}}", "power.bias", "unknown key 'power_bias_gpu'; expected one of", False),
         ("power: {noise: {ttft: {kind: pink}}}", "power.noise.ttft.kind", "expected one of 'ar1', 'gaussian', 'none', got 'pink'", False),

@@ -8,19 +8,21 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from replaylib.data import SearchPath, find_scenario, find_system, find_trace, unknown_system
 from replaylib.record.schema import ASSERTABLE, STRING_FIELDS
 from replaylib.scenario.assertions import check_assertions
-from replaylib.scenario.model import PromStale, Scenario
+from replaylib.scenario.model import BudgetChange, PromStale, Scenario
 from replaylib.scenario.overrides import PATH_KEYS as _PATH_KEYS
 from replaylib.scenario.overrides import apply_overrides
 from replaylib.scenario.system import System, load_system
-from replaylib.scenario.validate import convert
+from replaylib.scenario.validate import ScenarioErrors, convert
 from replaylib.scenario.yamlio import Merged, ScenarioError, load_with_extends
+
+T = TypeVar("T")
 
 #: How far back a stale metrics source can lag (ticks of history kept).
 MAX_STALE_TICKS = 64
@@ -96,16 +98,49 @@ class ScenarioTemplate:
         data = merged.data
         top = os.path.abspath(path)
         data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
-        scenario = convert(data, Scenario, merged.file_of)
         here = os.path.dirname(top)
+        file_of = merged.file_of
+        errors: list[ScenarioError] = []
 
-        system_path = _resolve_system(scenario.system, here, merged.file_of(("system",)), search)
-        system = self._systems.get(system_path)
-        if system is None:
-            system = self._systems[system_path] = load_system(system_path)
-        trace_path = _resolve_trace(scenario.trace.path, here, merged.file_of(("trace", "path")), search, check_trace)
-        _check_scenario(scenario, system, merged.file_of)
-        check_assertions(scenario, system, ASSERTABLE, STRING_FIELDS, merged.file_of)
+        def attempt(check: Callable[[], T]) -> T | None:
+            try:
+                return check()
+            except ScenarioError as exc:
+                errors.append(exc)
+            return None
+
+        # every problem is reported at once: the schema's, the system's, the trace's, the cross-field checks'
+        scenario = attempt(lambda: convert(data, Scenario, file_of))
+        system_value = scenario.system if scenario is not None else data.get("system")
+        system = system_path = None
+        if isinstance(system_value, str):
+            system_path = attempt(lambda: _resolve_system(system_value, here, file_of(("system",)), search))
+            if system_path is not None:
+                system = self._systems.get(system_path) or attempt(lambda: load_system(system_path))
+                if system is not None:
+                    self._systems[system_path] = system
+        trace_value = scenario.trace.path if scenario is not None else (data.get("trace") or {}).get("path") \
+            if isinstance(data.get("trace"), dict) else None
+        trace_path = None
+        if isinstance(trace_value, str):
+            trace_path = attempt(lambda: _resolve_trace(trace_value, here, file_of(("trace", "path")), search, check_trace))
+        planner_value = scenario.planner.name if scenario is not None else (data.get("planner") or {}).get("name") \
+            if isinstance(data.get("planner"), dict) else None
+        if isinstance(planner_value, str):
+            attempt(lambda: _check_planner(planner_value, file_of(("planner", "name"))))
+        if scenario is None and system is not None:  # the budget is worth checking even when other keys are bad
+            budget = (data.get("power") or {}).get("total_gpu_power_limit_w") if isinstance(data.get("power"), dict) else None
+            if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget > 0:
+                attempt(lambda: _check_budget(budget, system, file_of(("power", "total_gpu_power_limit_w")),
+                                              "power.total_gpu_power_limit_w"))
+        if scenario is not None:
+            if system is not None:
+                for check in _CHECKS:
+                    attempt(lambda check=check: check(scenario, system, file_of))  # type: ignore[misc]
+                attempt(lambda: check_assertions(scenario, system, ASSERTABLE, STRING_FIELDS, file_of))
+        if errors:
+            raise ScenarioErrors.of(errors)
+        assert scenario is not None and system is not None and system_path is not None and trace_path is not None
         digest = hashlib.sha256(msgspec.json.encode(scenario, order="sorted")).hexdigest()
         return LoadedScenario(
             scenario=scenario,
@@ -162,8 +197,21 @@ def _resolve_system(value: str, here: str, declared_in: str, search: SearchPath)
     return found
 
 
-def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, ...]], str]) -> None:
-    """Cross-field checks that a schema alone cannot express."""
+FileOf = Callable[[tuple[str, ...]], str]
+
+
+def _check_planner(spec: str, declared_in: str) -> None:
+    """The planner the scenario names exists (a built-in, an external one, an importable class)."""
+    from replaylib.planner.protocol import PlannerError  # local: the planner package imports the scenario's types
+    from replaylib.planner.registry import resolve_spec
+
+    try:
+        resolve_spec(spec)
+    except PlannerError as exc:
+        raise ScenarioError(declared_in, "planner.name", str(exc)) from None
+
+
+def _check_fleet(s: Scenario, system: System, file_of: FileOf) -> None:
     p = s.planner
     per_worker = system.model.gpus_per_worker
     if (s.fleet.prefill_workers + s.fleet.decode_workers) * per_worker > p.max_gpu_budget:
@@ -173,15 +221,56 @@ def _check_scenario(s: Scenario, system: System, file_of: Callable[[tuple[str, .
             f"expected at least the initial fleet's {(s.fleet.prefill_workers + s.fleet.decode_workers) * per_worker} GPUs, "
             f"got {p.max_gpu_budget}",
         )
+
+
+def _check_events(s: Scenario, system: System, file_of: FileOf) -> None:
     for i, ev in enumerate(s.events):
         if isinstance(ev, PromStale) and ev.lag_ticks > MAX_STALE_TICKS:
             raise ScenarioError(file_of(("events",)), f"events[{i}].lag_ticks", f"expected at most {MAX_STALE_TICKS}, got {ev.lag_ticks}")
+        if isinstance(ev, BudgetChange) and ev.total_gpu_power_limit_w is not None:
+            _check_budget(ev.total_gpu_power_limit_w, system, file_of(("events",)), f"events[{i}].total_gpu_power_limit_w")
+
+
+def _check_power(s: Scenario, system: System, file_of: FileOf) -> None:
+    budget = s.power.total_gpu_power_limit_w
+    if budget is not None:
+        _check_budget(budget, system, file_of(("power", "total_gpu_power_limit_w")), "power.total_gpu_power_limit_w")
+
+
+def _check_budget(budget_w: float, system: System, declared_in: str, key: str) -> None:
+    """A total budget must power the smallest fleet (one prefill and one decode worker) at the lowest cap."""
+    from replaylib.timing import power_model
+
+    floor = system.gpu.min_cap_w
+    least = power_model(system).provisioned_w(1, 1, floor, floor)
+    if budget_w < least:
+        raise ScenarioError(
+            declared_in, key,
+            f"expected at least {least:,.0f} W (the total GPU budget, in W: one prefill and one decode worker of "
+            f"{system.model.gpus_per_worker} GPU(s) at the {system.name} minimum cap of {floor:g} W per GPU), got {budget_w:g}",
+        )
+
+
+def _check_trace(s: Scenario, system: System, file_of: FileOf) -> None:
     for key in ("session_lookahead_s", "session_timeout_s"):
         if not math.isfinite(getattr(s.trace, key)):
             raise ScenarioError(file_of(("trace", key)), f"trace.{key}", f"expected a finite number of seconds, got {getattr(s.trace, key)!r}")
+
+
+def _check_corrections(s: Scenario, system: System, file_of: FileOf) -> None:
+    p = s.planner
     if p.correction_min > 1 or p.correction_max < 1:
         raise ScenarioError(file_of(("planner",)), "planner.correction_min", "expected correction_min <= 1 <= correction_max")
+
+
+def _check_golden_of(s: Scenario, system: System, file_of: FileOf) -> None:
     _check_golden(s, file_of)
+
+
+#: Cross-field checks that a schema alone cannot express; each may report one error, all of them run.
+_CHECKS: tuple[Callable[[Scenario, System, FileOf], None], ...] = (
+    _check_fleet, _check_events, _check_power, _check_trace, _check_corrections, _check_golden_of,
+)
 
 
 def _check_golden(s: Scenario, file_of: Callable[[tuple[str, ...]], str]) -> None:

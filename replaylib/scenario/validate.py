@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,15 +19,145 @@ _TYPE_WORDS = {"float": "a number", "int": "an integer", "str": "a string", "boo
                "object": "a mapping", "array": "a list", "null": "null"}
 
 
+#: At most this many errors are gathered from one document (the rest are likely consequences).
+MAX_ERRORS = 25
+
+
 def convert(doc: Any, typ: type[T], file_of: Callable[[KeyPath], str]) -> T:
-    """``msgspec.convert`` with a :class:`ScenarioError` naming file, ``a.b[2].c`` and the expectation."""
+    """``msgspec.convert`` with a :class:`ScenarioError` naming file, ``a.b[2].c`` and the expectation.
+
+    Every error is reported, not only the first (a :class:`ScenarioErrors` when there are several):
+    each field of a struct and each element of a list is checked on its own, and a bad key is set
+    aside to look for the next one (see :func:`collect_errors`).
+    """
     try:
         return msgspec.convert(doc, typ, strict=False)
     except msgspec.ValidationError as exc:
-        raise _error(str(exc), doc, typ, file_of) from None
+        first = _error(str(exc), doc, typ, file_of)[0]
+    errors = collect_errors(doc, typ, file_of)
+    raise ScenarioErrors.of(errors or [first]) from None
 
 
-def _error(text: str, doc: Any, typ: type, file_of: Callable[[KeyPath], str]) -> ScenarioError:
+def collect_errors(doc: Any, typ: Any, file_of: Callable[[KeyPath], str], at: tuple[str, ...] = ()) -> list[ScenarioError]:
+    """The validation errors of ``doc`` as ``typ``: a struct's fields one by one (unknown and missing keys
+    too), a list's elements one by one, anything else converted whole with its bad keys set aside in turn."""
+    info = _unwrap(mi.type_info(typ), doc)
+    if isinstance(info, mi.StructType) and isinstance(doc, dict) and not info.tag_field:
+        errors: list[ScenarioError] = []
+        fields = {f.encode_name: f for f in info.fields}
+        for key in doc:
+            if key not in fields and info.forbid_unknown_fields:
+                errors.append(_unknown_key(str(key), list(fields), at, file_of))
+        for name, f in fields.items():
+            if name in doc:
+                errors.extend(collect_errors(doc[name], _hint(typ, f.name), file_of, (*at, name)))
+            elif f.required:
+                errors.append(ScenarioError(file_of(at), _dotted((*at, name)), "required key is missing"))
+        return errors[:MAX_ERRORS]
+    if isinstance(info, (mi.ListType, mi.VarTupleType)) and isinstance(doc, list):
+        item = _hint_item(typ)
+        if item is not None and (info.max_length is None or len(doc) <= info.max_length):
+            errors = []
+            for i, value in enumerate(doc):
+                errors.extend(collect_errors(value, item, file_of, (*at, f"[{i}]")))
+                if len(errors) >= MAX_ERRORS:
+                    break
+            return errors[:MAX_ERRORS]
+    return _errors_of_one(doc, typ, file_of, at)
+
+
+def _errors_of_one(doc: Any, typ: Any, file_of: Callable[[KeyPath], str], at: tuple[str, ...]) -> list[ScenarioError]:
+    """Convert ``doc`` whole; after each error drop the key it names (never a list element) and try again."""
+    work = _copy_doc(doc)
+    errors: list[ScenarioError] = []
+    dropped: set[tuple[str, ...]] = set()
+    while len(errors) < MAX_ERRORS:
+        try:
+            msgspec.convert(work, typ, strict=False)
+            break
+        except msgspec.ValidationError as exc:
+            err, keys = _error(str(exc), work, typ, file_of, at)
+            if keys in dropped:  # the consequence of a key set aside: not a new error
+                break
+            errors.append(err)
+            if not keys or keys[-1].startswith("[") or not _drop(work, keys):
+                break
+            dropped.add(keys)
+    return errors
+
+
+def _copy_doc(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_doc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_doc(v) for v in value]
+    return value
+
+
+def _drop(doc: Any, keys: tuple[str, ...]) -> bool:
+    parent = _lookup(doc, keys[:-1])
+    if isinstance(parent, dict) and keys[-1] in parent:
+        del parent[keys[-1]]
+        return True
+    return False
+
+
+def _unknown_key(key: str, known: list[str], at: tuple[str, ...], file_of: Callable[[KeyPath], str]) -> ScenarioError:
+    return ScenarioError(file_of(at), _dotted((*at, key)), "unknown key" + _suggest(key, known))
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    """'; expected one of ...; did you mean 'x'?' for a misspelt key."""
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; expected one of {', '.join(known)}" + (f"; did you mean {near[0]!r}?" if near else "")
+
+
+def _hint(typ: Any, attr: str) -> Any:
+    """The annotated type of ``typ``'s field ``attr`` (the struct class behind Optional/Annotated)."""
+    cls = _struct_class(typ)
+    return typing.get_type_hints(cls, include_extras=True)[attr]
+
+
+def _struct_class(typ: Any) -> Any:
+    info = mi.type_info(typ)
+    while isinstance(info, mi.UnionType):
+        info = next(t for t in info.types if not isinstance(t, mi.NoneType))
+    return info.cls  # type: ignore[union-attr]
+
+
+def _hint_item(typ: Any) -> Any:
+    """The element type of a list annotation (through Annotated), or None."""
+    while typing.get_origin(typ) is typing.Annotated:
+        typ = typing.get_args(typ)[0]
+    if typing.get_origin(typ) in (list, tuple):
+        args = typing.get_args(typ)
+        return args[0] if args else None
+    return None
+
+
+class ScenarioErrors(ScenarioError):
+    """Several problems in one scenario: each is a :class:`ScenarioError` (``errors``), one line each."""
+
+    def __init__(self, errors: list[ScenarioError]) -> None:
+        first = errors[0]
+        self.errors = list(errors)
+        self.path, self.key, self.message = first.path, first.key, first.message
+        lines = "\n".join(f"  {e}" for e in self.errors)
+        Exception.__init__(self, f"{len(self.errors)} problems:\n{lines}")
+
+    @staticmethod
+    def of(errors: list[ScenarioError]) -> ScenarioError:
+        """One error as itself, several as a :class:`ScenarioErrors` (nested ones flattened)."""
+        flat: list[ScenarioError] = []
+        for e in errors:
+            flat.extend(e.errors if isinstance(e, ScenarioErrors) else [e])
+        return flat[0] if len(flat) == 1 else ScenarioErrors(flat)
+
+
+def _error(text: str, doc: Any, typ: type, file_of: Callable[[KeyPath], str],
+           at: tuple[str, ...] = ()) -> tuple[ScenarioError, tuple[str, ...]]:
+    """The :class:`ScenarioError` for msgspec's message about ``doc`` (found at key path ``at``), and the
+    key path (relative to ``doc``) it is about."""
     message, _, where = text.partition(" - at ")
     bad_key = None
     m = re.fullmatch(r"`key` in `\$(.*)`", where)
@@ -39,7 +171,7 @@ def _error(text: str, doc: Any, typ: type, file_of: Callable[[KeyPath], str]) ->
     if message.startswith("Object contains unknown field `"):
         keys = (*keys, message.split("`")[1])
         expected = _field_names(info)
-        message = "unknown key" + (f"; expected one of {expected}" if expected else "")
+        message = "unknown key" + (_suggest(keys[-1], expected.split(", ")) if expected else "")
     elif message.startswith("Object missing required field `"):
         keys = (*keys, message.split("`")[1])
         message = "required key is missing"
@@ -53,10 +185,20 @@ def _error(text: str, doc: Any, typ: type, file_of: Callable[[KeyPath], str]) ->
         options = _options(info)
         message = f"expected one of {options}" if options else "invalid value"
         message += _got(doc, keys)
+    elif message.startswith("Invalid value") and keys:  # the tag of a tagged union (an event's type)
+        tags = _tags(_type_at(mi.type_info(typ), keys[:-1], _MISSING), keys[-1])
+        message = (f"expected one of {', '.join(repr(t) for t in tags)}" if tags else "invalid value") + _got(doc, keys)
     else:
         message = _soften(message) + _got(doc, keys)
-    dotted = _dotted(keys) or None
-    return ScenarioError(file_of(tuple(k for k in keys if not k.startswith("["))), dotted, message)
+    full = (*at, *keys)
+    dotted = _dotted(full) or None
+    return ScenarioError(file_of(tuple(k for k in full if not k.startswith("["))), dotted, message), keys
+
+
+def _tags(info: Any, field: str) -> list[str]:
+    """The tags of a tagged union whose tag field is ``field`` (sorted), else []."""
+    members = info.types if isinstance(info, mi.UnionType) else [info]
+    return sorted(str(t.tag) for t in members if isinstance(t, mi.StructType) and t.tag_field == field)
 
 
 def _got(doc: Any, keys: tuple[str, ...]) -> str:
