@@ -45,7 +45,11 @@ def _type(t: Any) -> str:
         return "one of " + ", ".join(f"`{v}`" for v in t.values)
     if isinstance(t, (mi.FloatType, mi.IntType)):
         word = "number" if isinstance(t, mi.FloatType) else "integer"
-        bounds = [f"{op} {v:g}" for op, v in ((">", t.gt), (">=", t.ge), ("<", t.lt), ("<=", t.le)) if v is not None]
+        finite = sys.float_info.max  # the models' bound for "finite", said in words
+        if isinstance(t, mi.FloatType) and t.le == finite:
+            word = "finite number"
+        bounds = [f"{op} {v:g}" for op, v in ((">", t.gt), (">=", t.ge), ("<", t.lt), ("<=", t.le))
+                  if v is not None and abs(v) != finite]
         return word + (" " + " and ".join(bounds) if bounds else "")
     if isinstance(t, mi.BoolType):
         return "true or false"

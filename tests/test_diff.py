@@ -605,7 +605,7 @@ def test_diff_refuses_partial_and_truncated_recordings(tmp_path: Path, rec_a: Pa
     cut = tmp_path / "cut.arrow"
     for keep in (len(rec_a.read_bytes()) // 2, len(rec_a.read_bytes()) - 20):
         cut.write_bytes(rec_a.read_bytes()[:keep])
-        with pytest.raises(RecordingError, match=f"{cut}: truncated"):
+        with pytest.raises(RecordingError, match=f"{cut}: truncated recording"):
             diff_recordings(rec_a, cut)
         run = subprocess.run([sys.executable, "-m", "replaylib", "diff", str(rec_a), str(cut)], capture_output=True,
                              text=True, cwd=REPO)

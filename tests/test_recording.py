@@ -253,7 +253,7 @@ def test_interrupted_replay_keeps_the_old_file_and_a_readable_partial(default_ru
     # a complete recording cut short (its footer lost) is refused as truncated, never read as a shorter one
     cut = tmp_path / "cut.arrow"
     cut.write_bytes(Path(default_out).read_bytes()[:-20])
-    with pytest.raises(RecordingError, match=f"{cut}: truncated"):
+    with pytest.raises(RecordingError, match=f"{cut}: truncated recording"):
         read_recording(cut)
     assert read_recording(cut, partial=True).equals(full)  # what is left, on request
 

@@ -46,7 +46,7 @@ def _read_table(path: str, *, partial: bool) -> pa.Table:
             raise RecordingError(f"{path}: a partial recording (an interrupted replay's events so far, an Arrow IPC stream), "
                                  "not a complete one; read it with read_recording(path, partial=True), "
                                  "pyarrow.ipc.open_stream or polars.read_ipc_stream")
-        raise RecordingError(f"{path}: truncated: the Arrow file has no footer ({len(data):,} bytes; cut short, or "
+        raise RecordingError(f"{path}: truncated recording: the Arrow file has no footer ({len(data):,} bytes; cut short, or "
                              "its writer was killed); re-record it, or read what is left with read_recording(path, partial=True)")
     try:
         reader = pa.ipc.open_stream(pa.py_buffer(body))

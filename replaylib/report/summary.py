@@ -94,25 +94,13 @@ def summarize_replay(result: ReplayResult) -> Summary:
 
 
 def load_complete(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, RecordingMeta]:
-    """The rows and metadata of a finished recording; a truncated or partial one is a :class:`RecordingError`.
-
-    (:func:`~replaylib.record.read_recording` reads the complete batches of a cut file; a report of it
-    would silently miss the end of the replay and its verdicts, so reports refuse it.)
-    """
-    import pyarrow as pa
-
+    """The rows and metadata of a finished recording; a truncated or partial one is a :class:`RecordingError`
+    (:func:`~replaylib.record.read_recording` refuses it: a report of it would silently miss the end of the
+    replay and its verdicts)."""
     from replaylib.record import read_recording, recording_metadata
-    from replaylib.record.reader import RecordingError
 
     path = os.fspath(path)
-    df = read_recording(path)  # missing file, not Arrow, not a recording: its own errors
-    try:
-        pa.ipc.open_file(path).schema  # noqa: B018 - the footer is there: the file was finished
-    except (pa.ArrowInvalid, OSError):
-        raise RecordingError(
-            f"{path}: truncated recording (no Arrow footer: the replay was interrupted or the file was cut); "
-            f"its first {df.height:,} events are readable with replaylib.record.read_recording"
-        ) from None
+    df = read_recording(path)  # missing, foreign, truncated, partial or damaged files: its own errors
     return df, recording_metadata(path)
 
 

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from hashlib import blake2b
 from itertools import repeat
 
+from replaylib.report.output import OutputError, check_output
+
 from replaylib.trace.importers.blocks import Reblocker, Synthesiser, check_ratio
 from replaylib.trace.importers.formats import open_source
 from replaylib.trace.importers.options import FORMATS, ImportOptions, ImportReport, TraceImportError
@@ -71,20 +73,23 @@ def import_trace(fmt: str, src: str | os.PathLike[str], dst: str | os.PathLike[s
         ids = Reblocker(source.ids_block_size, opts.block_size)
     sort = opts.sort if opts.sort is not None else fmt == "mooncake"
     kind = output_kind(dst)
-    with atomic_output(dst, gzip_output=False if kind == "parquet" else None) as fh:
-        sink = JsonlSink(fh) if kind == "jsonl" else ParquetSink(fh)
-        run = _Run(source, opts, ids, sink)
-        try:
-            if sort:
-                run.consume(iter([_sorted(source)]), check_order=False, holds_all=True)
-            else:
-                run.consume(source.batches(), check_order=True, holds_all=False)
-            if run.written == 0:
-                raise TraceImportError(src, None, None, f"nothing to write: {_dropped_text(run)}")
-        except BaseException:
-            sink.abort()
-            raise
-        sink.close()
+    try:
+        with atomic_output(dst, gzip_output=False if kind == "parquet" else None) as fh:
+            sink = JsonlSink(fh) if kind == "jsonl" else ParquetSink(fh)
+            run = _Run(source, opts, ids, sink)
+            try:
+                if sort:
+                    run.consume(iter([_sorted(source)]), check_order=False, holds_all=True)
+                else:
+                    run.consume(source.batches(), check_order=True, holds_all=False)
+                if run.written == 0:
+                    raise TraceImportError(src, None, None, f"nothing to write: {_dropped_text(run)}")
+            except BaseException:
+                sink.abort()
+                raise
+            sink.close()
+    except OSError as exc:  # the sources turn their own read errors into TraceImportErrors: this is the output's
+        raise OutputError(f"{dst}: cannot write: {exc.strerror or exc}") from None
     notes = []
     if sort:
         notes.append("sorted by timestamp in memory (stable)")
@@ -120,6 +125,7 @@ def _check_options(fmt: str, src: str, dst: str, o: ImportOptions) -> None:
         raise bad("-o", f"output '{dst}' must end in .jsonl, .jsonl.gz or .parquet")
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise bad("-o", "the output is the source file")
+    check_output(dst)  # a folder, a missing or read-only folder: refused before the source is read
     for name, (flag, formats) in _ONLY_FOR.items():
         if getattr(o, name) not in (None, {}) and fmt not in formats:
             raise bad(flag, f"applies only to {', '.join(sorted(formats))}, not to {fmt}")

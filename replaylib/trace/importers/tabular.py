@@ -88,7 +88,11 @@ class TableSource:
 
     def _csv_frames(self) -> Iterator[pl.DataFrame]:
         cols = self.spec.columns()
-        convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, include_columns=cols)
+        header = self._csv_header()
+        self._missing(header)
+        # Every column is read as (UTF-8 checked) text, the unused ones too: a file with bytes that are not
+        # UTF-8 is refused wherever they are, naming the line, instead of imported as if it were clean.
+        convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, check_utf8=True)
         # Arrow reads ahead about 32 blocks, so the block size bounds the memory.
         read = pacsv.ReadOptions(block_size=max(1 << 12, self.batch_rows * _CSV_BYTES_PER_ROW))
         stream = _arrow_input(self.path)
@@ -96,18 +100,16 @@ class TableSource:
         try:
             try:
                 reader = pacsv.open_csv(stream, read_options=read, convert_options=convert)
-            except pa.ArrowKeyError:
-                self._missing(self._csv_header())
             except (pa.ArrowInvalid, OSError, EOFError) as exc:
-                raise TraceImportError(self.path, None, None, f"cannot read as CSV: {exc}") from None
+                raise self._csv_error(exc) from None
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     return
                 except (pa.ArrowInvalid, OSError, EOFError) as exc:
-                    raise TraceImportError(self.path, None, None, f"cannot read as CSV: {exc}") from None
-                yield pl.from_arrow(batch)  # type: ignore[misc]
+                    raise self._csv_error(exc) from None
+                yield pl.from_arrow(batch.select(cols))  # type: ignore[misc]
         finally:
             if reader is not None:
                 reader.close()
@@ -116,9 +118,21 @@ class TableSource:
     def _csv_header(self) -> list[str]:
         stream = _arrow_input(self.path)
         try:
-            return pacsv.open_csv(stream).schema.names
+            return pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+        except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as exc:
+            raise self._csv_error(exc) from None
         finally:
             stream.close()
+
+    def _csv_error(self, exc: BaseException) -> TraceImportError:
+        """Arrow's CSV error; for text that is not UTF-8, with the line and byte Arrow does not name."""
+        if "utf8" in str(exc).lower().replace("-", ""):
+            at = _first_non_utf8(self.path)
+            if at is not None:
+                line, offset, byte = at
+                return TraceImportError(self.path, line - 1 if line > 1 else None, None, f"line {line}: not UTF-8 text (byte {byte:#04x} at offset "
+                                        f"{offset:,} of the {'decompressed ' if _is_gzip(self.path) else ''}file)")
+        return TraceImportError(self.path, None, None, f"cannot read as CSV: {exc}")
 
     def _parquet_frames(self) -> Iterator[pl.DataFrame]:
         try:
@@ -263,6 +277,30 @@ class TableSource:
         if value < 0:
             return f"negative token count {shown}"
         return f"cannot parse {shown} as a token count (an integer >= 0)"
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _first_non_utf8(path: str) -> tuple[int, int, int] | None:
+    """(1-based line, byte offset, the byte) of the first bytes of ``path`` that are not UTF-8, or None."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with (gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")) as fh:
+        while block := fh.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                bad = max(exc.start, 0)
+                return line + block[:bad].count(b"\n"), offset + bad, block[bad] if bad < len(block) else 0
+            line += block.count(b"\n")
+            offset += len(block)
+    return None
 
 
 def _arrow_input(path: str) -> pa.NativeFile:
