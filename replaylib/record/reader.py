@@ -77,6 +77,9 @@ def read_recording(path: str | os.PathLike[str], *, partial: bool = False) -> pl
     if missing:
         raise RecordingError(f"{path}: not a replaylib recording (missing columns: {', '.join(missing[:5])})")
     for name in _REQUIRED:
+        want, got = ARROW_SCHEMA.field(name).type, table.schema.field(name).type
+        if got != want:
+            raise RecordingError(f"{path}: damaged: column {name} holds {got}, expected {want}")
         nulls = table.column(name).null_count
         if nulls:
             raise RecordingError(f"{path}: damaged: column {name} has {nulls:,} null values of {table.num_rows:,}; "
