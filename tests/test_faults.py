@@ -176,3 +176,48 @@ def test_a_full_filesystem_is_a_clean_error_and_leaves_nothing(small_fs: Path, t
     assert err.startswith("error: ") and "No space left on device" in err and "Traceback" not in err, err
     assert sorted(p.name for p in small_fs.iterdir()) == ["rec.arrow"]
     assert out.read_bytes() == b"the previous recording"
+
+
+@pytest.fixture
+def read_only_fs(tmp_path: Path):
+    """A read-only tmpfs, where this test may mount one (root ignores file modes, not a read-only mount)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("no mount command here")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root in a namespace that allows it): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_read_only_filesystem_is_refused_before_anything_runs(read_only_fs: Path, tmp_path: Path) -> None:
+    scenario, _, _ = _scenario(tmp_path, -1)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for argv in (["record", "--scenario", str(scenario), "--out", str(read_only_fs / "rec.arrow"), "--quiet"],
+                 ["import", "mooncake", str(REPO / "traces" / "tiny.jsonl"), "-o", str(read_only_fs / "t.jsonl")]):
+        done = subprocess.run([sys.executable, "-m", "replaylib", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and "not writable" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert list(read_only_fs.iterdir()) == []
+
+
+def test_bad_input_deep_into_a_replay_removes_the_partial_after_batches_were_flushed(tmp_path: Path) -> None:
+    rows = [f'{{"timestamp": {100 * i}, "input_length": 600, "output_length": 4, "hash_ids": [{i}, {i + 10**6}]}}'
+            for i in range(6000)]
+    rows[5000] = '{"timestamp": 500000, "input_length": 600, "output_length": 0, "hash_ids": [1]}'
+    trace = tmp_path / "long.jsonl"
+    trace.write_text("\n".join(rows) + "\n")
+    scenario = tiny_scenario(tmp_path, "system: h100_sxm\ntrace: {path: ../long.jsonl}\n"
+                             "fleet: {prefill_workers: 1, decode_workers: 1}\nplanner: {name: sla@1, adjustment_interval_s: 0.1}\n")
+    out = tmp_path / "rec.arrow"
+    out.write_bytes(b"the previous recording")
+    done = subprocess.run([sys.executable, "-m", "replaylib", "record", "--scenario", str(scenario), "--out", str(out), "--quiet"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "long.jsonl:5001: field 'output_length'" in done.stderr, done.stderr
+    assert out.read_bytes() == b"the previous recording"
+    assert not Path(str(out) + ".partial").exists()
