@@ -149,13 +149,11 @@ def test_two_writers_one_after_the_other_both_publish(tmp_path: Path) -> None:
     assert read_recording(out).height == 2
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A 96 KiB tmpfs (a full disk at once), where this test may mount one."""
-    mount = tmp_path / "small"
+def _tmpfs(mount: Path, options: str):
+    """Mount a tmpfs with ``options`` at ``mount`` for one test, where this test may mount one."""
     mount.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True, text=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True, text=True)
     except FileNotFoundError:
         pytest.skip("no mount command here")
     if done.returncode != 0:
@@ -164,6 +162,12 @@ def small_fs(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 96 KiB tmpfs: a full disk at once."""
+    yield from _tmpfs(tmp_path / "small", "size=96k")
 
 
 def test_a_full_filesystem_is_a_clean_error_and_leaves_nothing(small_fs: Path, tmp_path: Path) -> None:
@@ -180,19 +184,8 @@ def test_a_full_filesystem_is_a_clean_error_and_leaves_nothing(small_fs: Path, t
 
 @pytest.fixture
 def read_only_fs(tmp_path: Path):
-    """A read-only tmpfs, where this test may mount one (root ignores file modes, not a read-only mount)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
-    except FileNotFoundError:
-        pytest.skip("no mount command here")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root in a namespace that allows it): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+    """A read-only tmpfs (root ignores file modes, not a read-only mount)."""
+    yield from _tmpfs(tmp_path / "ro", "ro,size=64k")
 
 
 def test_a_read_only_filesystem_is_refused_before_anything_runs(read_only_fs: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import inspect as mi
 
-from replaylib.scenario.yamlio import KeyPath, ScenarioError
+from replaylib.scenario.yamlio import KeyPath, ScenarioError, copy_tree
 
 T = TypeVar("T")
 _MISSING = object()
@@ -68,7 +68,7 @@ def collect_errors(doc: Any, typ: Any, file_of: Callable[[KeyPath], str], at: tu
 
 def _errors_of_one(doc: Any, typ: Any, file_of: Callable[[KeyPath], str], at: tuple[str, ...]) -> list[ScenarioError]:
     """Convert ``doc`` whole; after each error drop the key it names (never a list element) and try again."""
-    work = _copy_doc(doc)
+    work = copy_tree(doc)
     errors: list[ScenarioError] = []
     dropped: set[tuple[str, ...]] = set()
     while len(errors) < MAX_ERRORS:
@@ -84,14 +84,6 @@ def _errors_of_one(doc: Any, typ: Any, file_of: Callable[[KeyPath], str], at: tu
                 break
             dropped.add(keys)
     return errors
-
-
-def _copy_doc(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_doc(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_doc(v) for v in value]
-    return value
 
 
 def _drop(doc: Any, keys: tuple[str, ...]) -> bool:

@@ -222,7 +222,7 @@ def _merge_into(dst: dict, src: dict, dst_prov: dict, src_prov: dict, at: KeyPat
             continue
         for old in [k for k in dst_prov if k[: len(keys)] == keys]:
             del dst_prov[old]
-        dst[key] = _copy(value)
+        dst[key] = copy_tree(value)
         dst_prov.update({k: f for k, f in src_prov.items() if k[: len(keys)] == keys})
 
 
@@ -236,11 +236,12 @@ def _provenance_of(value: Any, path: str, at: KeyPath) -> dict[KeyPath, str]:
     return out
 
 
-def _copy(value: Any) -> Any:
+def copy_tree(value: Any) -> Any:
+    """A deep copy of a parsed YAML tree (its maps and lists)."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: copy_tree(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [copy_tree(v) for v in value]
     return value
 
 
