@@ -298,7 +298,17 @@ def _metadata_lines(report: DiffReport, labels: Labels) -> list[str]:
     if not report.metadata:
         return []
     out = ["metadata differs" + (" (forced)" if report.forced else "") + ":"]
-    return out + _table(["key", la, lb], [[m.key, m.a, m.b] for m in report.metadata], right=[False, False, False])
+    rows = [[m.key, _cell(m.a), _cell(m.b)] for m in report.metadata]
+    return out + _table(["key", la, lb], rows, right=[False, False, False])
+
+
+#: Longest metadata value shown whole in the text report (a planner's config JSON can run to kilobytes;
+#: the JSON report and ``read_metadata`` keep every value whole).
+_CELL = 64
+
+
+def _cell(value: str) -> str:
+    return value if len(value) <= _CELL else f"{value[: _CELL - 16]}… ({len(value):,} chars)"
 
 
 # -- text ---------------------------------------------------------------------------------------
