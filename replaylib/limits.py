@@ -14,8 +14,12 @@ from replaylib.errors import ReplaylibError
 MAX_TOKENS = 1 << 24
 #: A hash id must fit a signed 64-bit Arrow / Parquet column.
 MAX_HASH_ID = (1 << 63) - 1
-#: Hash ids of one request (one per block of input, so never more than its input tokens either).
-MAX_HASH_IDS = MAX_TOKENS
+#: Hash ids of one request (one per block of input, so never more than its input tokens either):
+#: a MAX_TOKENS request at a block size of 16.
+MAX_HASH_IDS = 1 << 20
+#: Bytes of one trace line (a request with MAX_HASH_IDS ids of 20 digits fits); a longer one, or a
+#: file with no line breaks (``/dev/zero``, a decompression bomb), is refused instead of read into memory.
+MAX_LINE_BYTES = 32 << 20
 #: A timestamp or session delay in ms (2**53: every value below is an exact float; ~285,000 years).
 MAX_MILLIS = float(1 << 53)
 
@@ -23,8 +27,14 @@ MAX_MILLIS = float(1 << 53)
 MAX_TICKS = 200_000
 #: The shortest adjustment interval a scenario or a planner's ``next_tick_s`` may ask for.
 MIN_TICK_INTERVAL_S = 0.01
-#: Workers of one role a planner may ask for.
+#: Workers of one role a planner may ask for, or a scenario may start with.
 MAX_WORKERS_PER_ROLE = 4096
+#: Requests one ``generate`` may write (a month of traffic at 40 requests/s).
+MAX_GENERATED_REQUESTS = 100_000_000
+#: Requests a scenario's ``trace.limit`` may name (a signed 64-bit count).
+MAX_REQUESTS = (1 << 63) - 1
+#: Characters of a planner's ``reason`` (a short code, recorded on every tick).
+MAX_REASON_CHARS = 200
 #: A power cap in watts (per GPU) a planner may ask for; a system's own range clamps it further.
 MAX_CAP_W = 100_000.0
 

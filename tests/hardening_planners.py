@@ -34,6 +34,7 @@ BAD_ANSWERS: dict[str, dict[str, Any]] = {
     "nan_diagnostic": {"predicted_rate": math.nan},
     "list_diagnostic": {"c_ttft": [1.0]},
     "reason_not_text": {"reason": 7},
+    "reason_an_essay": {"reason": "because " * 100},
 }
 
 
@@ -59,6 +60,8 @@ class BadAnswer(Steady):
             return {"n_prefill": 1, "n_decode": 1}
         if case == "raises":
             raise RuntimeError("the planner's own bug")
+        if case == "exits":
+            raise SystemExit(0)
         return Decision(**{"n_prefill": 1, "n_decode": 1, **BAD_ANSWERS[case]})
 
 

@@ -102,6 +102,12 @@ TRACES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "backwards": (lambda r: _lines(r / "t.jsonl", [{**ROW, "timestamp": 9}, {**ROW, "timestamp": 3}]),
                   ["t.jsonl:2: field 'timestamp'", "goes backwards"]),
     "empty": (lambda r: _lines(r / "t.jsonl", []), ["t.jsonl: the trace is empty"]),
+    "a line with no end (a decompression bomb)": (
+        lambda r: _raw(r / "bomb.jsonl.gz", gzip.compress(json.dumps(ROW).encode() + b"\n" + b"{" * (limits.MAX_LINE_BYTES + 10), mtime=0)),
+        ["bomb.jsonl.gz:2", f"{limits.MAX_LINE_BYTES:,} bytes"]),
+    "too many hash ids": (lambda r: _lines(r / "t.jsonl", [{**ROW, "input_length": limits.MAX_TOKENS,
+                                                              "hash_ids": [0] * (limits.MAX_HASH_IDS + 1)}]),
+                          ["t.jsonl:1: field 'hash_ids'"]),
 }
 
 
@@ -202,6 +208,12 @@ SCENARIOS: dict[str, tuple[str | bytes, list[str]]] = {
                        ["s.yaml: fleet.router", "expected one of 'kv_aware', 'least_loaded', 'round_robin'"]),
     "unknown event type": (SCENARIO + "events: [{type: explode, at_s: 1}]\n", ["s.yaml: events[0].type", "'budget_change'"]),
     "too many ticks": (SCENARIO + f"ticks: {limits.MAX_TICKS + 1}\n", ["s.yaml: ticks", f"<= {limits.MAX_TICKS}"]),
+    "a fleet of a hundred million": (SCENARIO.replace("prefill_workers: 1", "prefill_workers: 100000000"),
+                                     ["s.yaml: fleet.prefill_workers", f"<= {limits.MAX_WORKERS_PER_ROLE}"]),
+    "a request limit past 64 bits": (SCENARIO.replace("tiny.jsonl}", "tiny.jsonl, limit: 1000000000000000000000000}"),
+                                     ["s.yaml: trace.limit"]),
+    "a Python tag": (SCENARIO + "description: !!python/object:os.system x\n", ["s.yaml", "line 5", "constructor"]),
+    "a list as a key": (SCENARIO + "? [a, b]\n: 1\n", ["s.yaml", "a key must be a plain value"]),
     "every problem at once": (
         SCENARIO.replace("sla@1", "nosuch@1").replace("decode_workers: 1}", "decode_workers: 0}")
         + "seed: -1\nevents: [{type: bias_step, at_s: -1, signal: ttft_bias, delta: 1}]\n",
@@ -229,6 +241,7 @@ ANSWERS: dict[str, str] = {
     "negative_cap": "field cap_prefill_w", "absurd_cap": "field cap_decode_w", "inf_next_tick": "field next_tick_s",
     "zero_next_tick": "field next_tick_s", "tiny_next_tick": "field next_tick_s", "nan_diagnostic": "field predicted_rate",
     "list_diagnostic": "field c_ttft", "reason_not_text": "field reason", "not_a_decision": "returned dict",
+    "reason_an_essay": "field reason", "exits": "raised at tick 3: SystemExit: 0",
     "raises": "raised at tick 3: RuntimeError: the planner's own bug",
 }
 
@@ -236,7 +249,7 @@ ANSWERS: dict[str, str] = {
 def test_every_bad_answer_has_a_case() -> None:
     from hardening_planners import BAD_ANSWERS
 
-    assert set(BAD_ANSWERS) | {"not_a_decision", "raises"} == set(ANSWERS)
+    assert set(BAD_ANSWERS) | {"not_a_decision", "raises", "exits"} == set(ANSWERS)
 
 
 @pytest.mark.parametrize("case", sorted(ANSWERS))
@@ -366,6 +379,8 @@ OUTPUTS: dict[str, tuple[Callable[[Path], str], list[str]]] = {
     "under a file": (lambda r: str(r / "recs" / "f.arrow" / "x.arrow"), ["f.arrow", "not a folder"]),
     "under /proc": (lambda r: "/proc/replaylib_test.arrow", ["/proc/replaylib_test.arrow", "cannot"]),
     "deep under /proc": (lambda r: "/proc/sys/nope/x.arrow", ["/proc/sys/nope/x.arrow", "cannot write there"]),
+    "a device": (lambda r: "/dev/null", ["/dev/null", "not a regular file"]),
+    "a name too long": (lambda r: str(r / ("x" * 300 + ".arrow")), ["cannot"]),
 }
 
 
@@ -376,6 +391,17 @@ def test_unwritable_outputs_are_refused_before_the_replay(case: str, tmp_path: P
     (tmp_path / "recs" / "f.arrow").write_bytes(b"a file")
     out, fragments = OUTPUTS[case]
     _run_clean(tmp_path, ["record", "--scenario", str(scenario), "--out", out(tmp_path), "--quiet"], 2, fragments, capsys)
+
+
+@pytest.mark.parametrize("verb", ["report", "export", "plot"])
+def test_report_outputs_never_replace_a_device(verb: str, recording: bytes, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    rec = tmp_path / "r.arrow"
+    rec.write_bytes(recording)
+    before = os.stat("/dev/null")
+    _run_clean(tmp_path, [verb, str(rec), "-o", "/dev/null"], 2, ["/dev/null"], capsys)  # refused, for one reason or another
+    after = os.stat("/dev/null")
+    assert (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
 
 
 @pytest.mark.parametrize("name", ["../../escaped", "/etc/passwd", "a/b\\c", "..", ".hidden", "x\x00y"])
@@ -390,6 +416,32 @@ def test_scenario_names_cannot_steer_the_default_recording_path(name: str, tmp_p
     assert len(written) == 1 and written[0].parent == work / "recordings", written
     assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*__sla_v1\.arrow", written[0].name), written[0].name
     assert ".." not in written[0].name
+
+
+# -- command-line values -----------------------------------------------------------------------------
+
+FLAGS: dict[str, tuple[list[str], str]] = {
+    "a negative seed": (["record", "--seed", "-5"], "argument --seed"),
+    "a seed past 64 bits": (["compare", "--seed", str(2**64), "--planner", "sla@1"], "argument --seed"),
+    "block size 0": (["validate", "trace", str(REPO / "traces" / "tiny.jsonl"), "--block-size", "0"], "argument --block-size"),
+    "a file as a search folder": (["record", "--trace-dir", str(REPO / "README.md")], "not a folder"),
+    "a generator that would never end": (["generate", "-o", "g.jsonl", "--rate", "1e300", "--duration", "10"],
+                                         "MAX_GENERATED_REQUESTS"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLAGS))
+def test_bad_flag_values_are_refused(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    argv, fragment = FLAGS[case]
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the documented limits ---------------------------------------------------------------------------

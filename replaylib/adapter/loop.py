@@ -378,7 +378,8 @@ class _Replay:
         at = self.fleet.next_arrival_ms  # inf once the trace is exhausted: nothing more to wait for
         ahead = max(0.0, (at - t_sched) / (step_s * 1000.0)) if at < _INF else 0.0
         if ticks >= MAX_TICKS or ticks + ahead > MAX_TICKS:
-            when = f"the next request arrives at {at / 1000.0:,.0f} s of simulated time, " if ahead >= 1 else ""
+            when = f"the next request arrives at {at / 1000.0:,.{0 if at < 1e18 else 3}{'f' if at < 1e18 else 'g'}} s of simulated time, " \
+                if ahead >= 1 else ""
             raise LimitError(
                 f"{self.trace_path}: the replay would take more than {MAX_TICKS:,} planner ticks (replaylib.limits.MAX_TICKS): "
                 f"{when}{ticks:,} ticks done at {step_s:g} s each; shorten the trace (trace.limit, trace.speedup), "
@@ -467,7 +468,9 @@ class _Replay:
         name = f"{self.planner.name}@{self.planner.version}"
         try:
             decision = self.planner.on_tick(obs)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a planner cannot end the replay as if it had succeeded
             raise PlannerError(f"planner {name} raised at tick {tick}: {type(exc).__name__}: {exc}") from exc
         return check_decision(decision, planner=name, tick=tick)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replaylib.cli.options import add_search_options, epilog, search_path
+from replaylib.cli.options import add_search_options, epilog, search_path, seed_int
 from replaylib.errors import ReplaylibError
 
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", required=True, metavar="NAME|PATH", help="the scenario to replay: a file or a name (`list scenarios`)")
     p.add_argument("--planner", action="append", required=True, metavar="SPEC", dest="planners",
                    help="a planner: name@version (sla@1, aic@1 ...) or pkg.module:Class; give it twice or more")
-    p.add_argument("--seed", type=int, default=None, help="seed for every replay (default: the scenario's)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed for every replay (default: the scenario's)")
     p.add_argument("--out-dir", default=None, metavar="DIR",
                    help="keep the recordings here, and list them (default: a temporary folder, removed afterwards)")
     add_diff_options(p)

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from replaylib.cli.options import seed_int
 from replaylib.errors import ReplaylibError
 
 _FORMATS_HELP = """\
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", type=float, metavar="S", help="stop at S seconds after the first source row")
     p.add_argument("--speedup", type=float, default=1.0, metavar="X", help="divide all output times by X (default 1)")
     p.add_argument("--sample", type=float, metavar="FRACTION", help="keep this fraction of rows (whole sessions if the source has sessions)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for --sample (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, metavar="N", help="seed for --sample (default 0)")
     p.add_argument("--limit", type=int, metavar="N", help="stop after writing N rows")
     p.add_argument(
         "--sort",

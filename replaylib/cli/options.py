@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from replaylib.data import ENV_VARS, FLAGS, KINDS, SearchPath
 def add_search_options(p: argparse.ArgumentParser) -> None:
     """``--scenario-dir`` / ``--system-dir`` / ``--trace-dir DIR`` (repeatable), searched before the bundled folders."""
     for kind in KINDS:
-        p.add_argument(FLAGS[kind], action="append", default=[], metavar="DIR", dest=f"{kind}_dirs",
+        p.add_argument(FLAGS[kind], action="append", default=[], metavar="DIR", dest=f"{kind}_dirs", type=folder,
                        help=f"also look for {kind} in DIR (repeatable; before ${ENV_VARS[kind]} and the bundled {kind})")
 
 
@@ -31,16 +33,18 @@ def epilog(*examples: str, exits: str) -> str:
     return "\n".join(lines)
 
 
-def _at_least(parse: type, noun: str, low: float, strict: bool) -> Callable[[str], Any]:
-    """An argparse type: ``parse`` the text, then require it to be above ``low`` (``strict``) or at least ``low``."""
+def _at_least(parse: type, noun: str, low: float, strict: bool, high: float = math.inf) -> Callable[[str], Any]:
+    """An argparse type: ``parse`` the text, then require a finite value above ``low`` (``strict``) or at least
+    ``low``, and at most ``high``."""
 
     def check(text: str) -> Any:
         try:
             value = parse(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"expected {'more than' if strict else 'at least'} {low:g}, got {text}")
+        if not math.isfinite(value) or value < low or (strict and value == low) or value > high:
+            top = f" and at most {high:,}" if high < math.inf else ""
+            raise argparse.ArgumentTypeError(f"expected {noun} {'more than' if strict else 'at least'} {low:g}{top}, got {text}")
         return value
 
     return check
@@ -48,3 +52,12 @@ def _at_least(parse: type, noun: str, low: float, strict: bool) -> Callable[[str
 
 positive_int = _at_least(int, "a whole number", 1, strict=False)
 positive_float = _at_least(float, "a number of seconds", 0, strict=True)
+#: A seed: what a scenario's ``seed:`` accepts (a whole number, 0 up to a signed 64-bit value).
+seed_int = _at_least(int, "a whole number", 0, strict=False, high=(1 << 63) - 1)
+
+
+def folder(text: str) -> str:
+    """An argparse type: an existing folder."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: not a folder" if os.path.exists(text) else f"{text}: no such folder")
+    return text

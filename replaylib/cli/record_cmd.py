@@ -8,7 +8,7 @@ import re
 import sys
 import time
 
-from replaylib.cli.options import add_search_options, epilog, search_path
+from replaylib.cli.options import add_search_options, epilog, search_path, seed_int
 from replaylib.errors import ReplaylibError
 
 DEFAULT_SCENARIO = "default"
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "`python -m replaylib list scenarios` lists them)")
     p.add_argument("--trace", metavar="PATH|NAME", help="replay this trace (.jsonl, .jsonl.gz, .parquet) instead of the scenario's")
     p.add_argument("--planner", metavar="SPEC", help="planner instead of the scenario's: NAME[@VERSION] or pkg.module:Class")
-    p.add_argument("--seed", type=int, help="seed instead of the scenario's")
+    p.add_argument("--seed", type=seed_int, help="seed instead of the scenario's")
     p.add_argument("--trace-mode", choices=("open_loop", "closed_loop"),
                    help="replay the trace open loop (every row at its timestamp) or closed loop (a session's next turn "
                         "waits for its previous turn to complete, plus its delay); default: the scenario's trace.mode")

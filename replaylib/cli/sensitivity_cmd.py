@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replaylib.cli.options import epilog
+from replaylib.cli.options import epilog, seed_int
 from replaylib.errors import ReplaylibError
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", choices=AUDIENCES, default="both",
                    help="who sees the scaled model: both (default), fleet (the planner keeps the YAML's numbers) or planner")
     p.add_argument("--planner", default=None, metavar="SPEC", help="planner instead of the scenario's")
-    p.add_argument("--seed", type=int, default=None, help="seed for every replay (default: the scenario's)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed for every replay (default: the scenario's)")
     p.add_argument("--out-dir", default=None, metavar="DIR", help="keep the recordings here (default: a temporary folder)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replaylib.cli.options import add_search_options, epilog, search_path
+from replaylib.cli.options import add_search_options, epilog, positive_int, search_path
 from replaylib.errors import ReplaylibError
 
 _EXITS = "exit status: 0 valid, 1 invalid (the message names the file, line or key and what was expected), 2 usage"
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument("path", metavar="PATH|NAME", help="trace file, or its path below a folder of the trace search path")
-    t.add_argument("--block-size", type=int, default=512, help="tokens per hash block (default 512)")
+    t.add_argument("--block-size", type=positive_int, default=512, help="tokens per hash block (default 512)")
     t.add_argument("--sort", action="store_true", help="accept out-of-order timestamps (sorts in memory)")
     add_search_options(t)
     t.set_defaults(func=validate_trace)

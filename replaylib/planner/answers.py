@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from replaylib.limits import MAX_CAP_W, MAX_WORKERS_PER_ROLE, MIN_TICK_INTERVAL_S
+from replaylib.limits import MAX_CAP_W, MAX_REASON_CHARS, MAX_WORKERS_PER_ROLE, MIN_TICK_INTERVAL_S
 from replaylib.planner.protocol import Decision, PlannerError
 
 #: Diagnostic numbers a planner may attach (recorded as they are; any finite value).
@@ -26,7 +26,8 @@ _DIAGNOSTICS: tuple[str, ...] = (
 
 
 def _bad(planner: str, tick: int, field: str, expected: str, value: Any) -> PlannerError:
-    got = repr(value) if isinstance(value, (int, float, str)) else f"a {type(value).__name__} ({value!r:.40})"
+    got = repr(value) if isinstance(value, (int, float)) or isinstance(value, str) and len(value) <= 60 \
+        else f"a {type(value).__name__} ({repr(value)[:40]}...)"
     return PlannerError(f"planner {planner} at tick {tick}: field {field}: expected {expected}, got {got}")
 
 
@@ -69,8 +70,8 @@ def check_decision(decision: Any, *, planner: str, tick: int) -> Decision:
                                      "(replaylib.limits.MIN_TICK_INTERVAL_S)")
     for field in _DIAGNOSTICS:
         changes[field] = _number(decision, field, planner, tick, -math.inf, math.inf, "None or a finite number")
-    if not isinstance(decision.reason, str):
-        raise _bad(planner, tick, "reason", "a string", decision.reason)
+    if not isinstance(decision.reason, str) or len(decision.reason) > MAX_REASON_CHARS:
+        raise _bad(planner, tick, "reason", f"a short code, a string of at most {MAX_REASON_CHARS} characters", decision.reason)
     if not isinstance(decision.sweep, bool):
         raise _bad(planner, tick, "sweep", "true or false", decision.sweep)
     return msgspec.structs.replace(decision, **changes)

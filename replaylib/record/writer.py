@@ -35,7 +35,7 @@ import msgspec
 import pyarrow as pa
 
 from replaylib.record.schema import ARROW_SCHEMA, FIELDS, EventRow
-from replaylib.report.output import OutputError
+from replaylib.report.output import OutputError, check_output
 
 
 #: Signals held back while a batch is written (see ``RecordingWriter._write_batch``).
@@ -108,8 +108,7 @@ class RecordingWriter:
     def __init__(self, path: str | os.PathLike[str], metadata: dict[str, str], *, batch_rows: int = 256) -> None:
         self.path = os.fspath(path)
         self.partial = partial_path(self.path)
-        if os.path.isdir(self.path):
-            raise OutputError(f"{self.path}: is a folder; expected a recording file path such as {os.path.join(self.path, 'run.arrow')}")
+        check_output(self.path, create_folders=True)  # a folder, a device, a read-only place: refused here
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)

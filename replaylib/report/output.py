@@ -29,6 +29,9 @@ def check_output(path: str, *, create_folders: bool = False) -> None:
             raise OutputError(f"{path}: cannot write there: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: cannot write there: the folder {folder} is not writable")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OutputError(f"{path}: cannot write there: it exists and is not a regular file (a device, a pipe, a "
+                          "socket); writing would replace it")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise OutputError(f"{path}: cannot write there: the file is read-only")
 

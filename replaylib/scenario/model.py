@@ -15,7 +15,7 @@ import sys
 import msgspec
 from msgspec import Meta
 
-from replaylib.limits import MAX_SCENARIO_EVENTS, MAX_TICKS, MIN_TICK_INTERVAL_S
+from replaylib.limits import MAX_REQUESTS, MAX_SCENARIO_EVENTS, MAX_TICKS, MAX_WORKERS_PER_ROLE, MIN_TICK_INTERVAL_S
 
 #: Every number of a scenario is finite (``le`` the largest float refuses .inf; NaN fails every bound).
 _FINITE = sys.float_info.max
@@ -24,6 +24,8 @@ NonNegF = Annotated[float, Meta(ge=0, le=_FINITE)]
 FiniteF = Annotated[float, Meta(ge=-_FINITE, le=_FINITE)]
 PosI = Annotated[int, Meta(ge=1)]
 NonNegI = Annotated[int, Meta(ge=0)]
+#: Workers of one role (replaylib.limits.MAX_WORKERS_PER_ROLE at most).
+Workers = Annotated[int, Meta(ge=1, le=MAX_WORKERS_PER_ROLE)]
 #: A planner's adjustment interval (s): at least MIN_TICK_INTERVAL_S, so a replay cannot tick forever.
 IntervalS = Annotated[float, Meta(ge=MIN_TICK_INTERVAL_S, le=_FINITE)]
 
@@ -58,7 +60,7 @@ class TraceConfig(_Strict):
     path: str
     block_size: PosI = 512
     sort: bool = False
-    limit: PosI | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_REQUESTS)] | None = None
     speedup: PosF = 1.0
     mode: TraceMode = "open_loop"
     session_lookahead_s: NonNegF = 600.0
@@ -68,8 +70,8 @@ class TraceConfig(_Strict):
 class FleetConfig(_Strict):
     """The initial fleet and its serving engine knobs."""
 
-    prefill_workers: PosI = 2
-    decode_workers: PosI = 2
+    prefill_workers: Workers = 2
+    decode_workers: Workers = 2
     router: Literal["round_robin", "least_loaded", "kv_aware"] = "kv_aware"
     max_num_batched_tokens: PosI = 8192
     max_num_seqs: PosI = 256

@@ -38,6 +38,7 @@ import msgspec
 from msgspec import Meta
 
 from replaylib.errors import ReplaylibError
+from replaylib.limits import MAX_GENERATED_REQUESTS
 from replaylib.trace.model import Request
 
 __all__ = [
@@ -295,6 +296,11 @@ class GeneratorConfig(_Config):
             raise ValueError("arrivals: a ramp needs over_s when duration_s is not set")
         if self.duration_s is None and not _final_rate_positive(a):
             raise ValueError("arrivals: the final rate is 0 and duration_s is not set, so the trace would never end")
+        bound = self.requests if self.requests is not None else _peak_rate(a) * (self.duration_s or 0.0)
+        if not bound <= MAX_GENERATED_REQUESTS:
+            raise ValueError(f"arrivals: up to {bound:,.3g} requests at a peak rate of {_peak_rate(a):g}/s; at most "
+                             f"{MAX_GENERATED_REQUESTS:,} are generated (replaylib.limits.MAX_GENERATED_REQUESTS): "
+                             "lower the rate or the duration, or set requests")
         if self.prefixes.system_prompts and self.prefixes.share > 0 and self.prefixes.tokens >= self.isl.max:
             raise ValueError(
                 f"prefixes.tokens ({self.prefixes.tokens}) must be below isl.max ({self.isl.max}): "

@@ -24,6 +24,7 @@ from typing import IO
 
 import msgspec
 
+from replaylib.limits import MAX_LINE_BYTES
 from replaylib.trace.model import ALIASES, EXPECTED, Request, TraceError
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -135,8 +136,10 @@ _STREAMS.update(jsonl=_stream, parquet=_stream_parquet)
 
 
 def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
-    """Yield pieces of the file that end at a line boundary (or at end of file)."""
+    """Yield pieces of the file that end at a line boundary (or at end of file); a line longer than
+    MAX_LINE_BYTES is refused (no line break in sight: ``/dev/zero``, a decompression bomb)."""
     tail = b""
+    lines = 0
     while True:
         try:
             block = fh.read(_CHUNK_BYTES)
@@ -149,8 +152,13 @@ def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
         cut = block.rfind(b"\n")
         if cut < 0:
             tail += block
+            if len(tail) > MAX_LINE_BYTES:
+                raise TraceError(path, lines + 1, None, f"line longer than {MAX_LINE_BYTES:,} bytes "
+                                 "(replaylib.limits.MAX_LINE_BYTES): not a trace of one request per line?")
             continue
-        yield tail + block[: cut + 1]
+        chunk = tail + block[: cut + 1]
+        lines += chunk.count(b"\n")
+        yield chunk
         tail = block[cut + 1 :]
 
 
