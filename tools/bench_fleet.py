@@ -18,7 +18,13 @@
     the runs' splits at grid points), measured in the same run as (a).
     Target: <= 1.2x (a).
 
-Usage: ``python tools/bench_fleet.py [--repeat N] [--rows N] [--skip-memory] [--skip-table]``
+(e) the event-loop floor (issue 16): the Mooncake hour's fleet CPU time against a bare ``heapq`` loop
+    pushing and popping as many events as the fleet's event heap pops (5-tuples shaped like the fleet's,
+    a working set of 64), in the same run.  Target: <= 15x.
+(f) fleet size (issue 16): CPU per request of the first 10,000 Mooncake requests on 512 workers
+    (256 + 256) against 8 (4 + 4), kv_aware routing, in the same run.  Target: <= 1.3x.
+
+Usage: ``python tools/bench_fleet.py [--repeat N] [--rows N] [--skip-memory] [--skip-table] [--skip-scaling]``
 """
 
 from __future__ import annotations
@@ -137,12 +143,92 @@ def record_once(out: str) -> float:
     return time.perf_counter() - start
 
 
+FLOOR_TARGET = 15.0
+SIZE_RATIO_TARGET = 1.3
+
+
+def fleet_cpu(rows: list, fleet_config: object, system: object) -> tuple[float, int]:
+    """CPU seconds to replay ``rows`` (already in memory) with ``advance_to`` every 60 s, and the heap events popped."""
+    import heapq
+
+    from replaylib.sim import Fleet
+    from replaylib.sim import fleet as fleet_mod
+
+    popped = 0
+    events: list = []
+
+    class Counting:  # heapq with the pops of the fleet's event heap counted, seen only by the fleet module
+        heappush = staticmethod(heapq.heappush)
+
+        @staticmethod
+        def heappop(heap: list) -> object:
+            nonlocal popped
+            if heap is events:
+                popped += 1
+            return heapq.heappop(heap)
+
+    real = fleet_mod.heapq
+    fleet_mod.heapq = Counting  # type: ignore[assignment]
+    try:
+        start = time.process_time()
+        fleet = Fleet(system, fleet_config, iter(rows), block_size=512)  # type: ignore[arg-type]
+        events = fleet._events  # the event heap (arrivals come from the trace, outside it)
+        t = 0.0
+        while not fleet.advance_to(t).done:
+            t += 60_000.0
+        return time.process_time() - start, popped
+    finally:
+        fleet_mod.heapq = real
+
+
+def heapq_floor(n_events: int) -> float:
+    """CPU seconds of a bare heapq loop: ``n_events`` pushes and pops of fleet-shaped tuples, times ascending."""
+    import heapq
+    import random
+
+    rng = random.Random(0)
+    times = sorted(rng.random() * 3.6e6 for _ in range(n_events))
+    payload = object()
+    start = time.process_time()
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    for i, t in enumerate(times):
+        push(heap, (t, 1, i, 0, payload))
+        if len(heap) > 64:  # a working set about the fleet's (workers x a few pending events)
+            pop(heap)
+    while heap:
+        pop(heap)
+    return time.process_time() - start
+
+
+def scaling_figures(repeat: int) -> None:
+    from replaylib.scenario import FleetConfig, load_scenario
+    from replaylib.trace import read_trace
+
+    loaded = load_scenario(SCENARIO)
+    rows = list(read_trace(MOONCAKE))
+    fleet_s, events = min((fleet_cpu(rows, loaded.scenario.fleet, loaded.system) for _ in range(repeat)), key=lambda x: x[0])
+    floor_s = min(heapq_floor(events) for _ in range(repeat))
+    ratio = fleet_s / floor_s
+    print(f"(e) event-loop floor: fleet {fleet_s:.3f} s CPU for {events:,} events ({1e6 * fleet_s / events:.1f} us/event); "
+          f"bare heapq {floor_s:.4f} s -> {ratio:.0f}x (target <= {FLOOR_TARGET:.0f}x) -> {'PASS' if ratio <= FLOOR_TARGET else 'FAIL'}")
+    first = rows[:10_000]
+    small = min(fleet_cpu(first, FleetConfig(prefill_workers=4, decode_workers=4, router="kv_aware"), loaded.system)[0]
+                for _ in range(repeat))
+    big = min(fleet_cpu(first, FleetConfig(prefill_workers=256, decode_workers=256, router="kv_aware"), loaded.system)[0]
+              for _ in range(repeat))
+    size_ratio = big / small
+    print(f"(f) fleet size: 10,000 requests on 8 workers {small:.3f} s, on 512 workers {big:.3f} s CPU -> {size_ratio:.2f}x "
+          f"(target <= {SIZE_RATIO_TARGET}x) -> {'PASS' if size_ratio <= SIZE_RATIO_TARGET else 'FAIL'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--skip-scaling", action="store_true")
     args = ap.parse_args()
     if not os.path.exists(MOONCAKE):
         print(f"skip (a)/(b): {MOONCAKE} not found")
@@ -169,6 +255,8 @@ def main() -> int:
                   f"-> {t_ratio:.2f}x the analytic system (target <= {TABLE_RATIO_TARGET}x) -> "
                   f"{'PASS' if t_ratio <= TABLE_RATIO_TARGET else 'FAIL'}")
             print(f"    calibration: {json.dumps(_rounded(table_calib))}")
+        if not args.skip_scaling:
+            scaling_figures(min(args.repeat, 3))
     if not args.skip_memory:
         from replaylib.trace import GeneratorConfig, generate_trace, write_trace
         from replaylib.trace.generate import Poisson
