@@ -449,7 +449,9 @@ def _readme_commands(verbs: str = "generate") -> list[tuple[str, list[str]]]:
 
 def test_readme_lists_every_bundled_trace() -> None:
     """Every bundled trace is listed with the command that made it (generated here; the real excerpt imported)."""
-    bundled = {p.name for p in (ROOT / "traces").iterdir() if p.name not in ("README.md", "__init__.py", "__pycache__")}
+    traces = ROOT / "traces"
+    bundled = {p.relative_to(traces).as_posix() for p in traces.rglob("*")
+               if p.is_file() and p.name not in ("README.md", "__init__.py") and "__pycache__" not in p.parts}
     assert {name for name, _ in _readme_commands("generate|import")} == bundled
     assert all((ROOT / "traces" / name).stat().st_size < 1_000_000 for name in bundled)
 
@@ -459,5 +461,6 @@ def test_bundled_trace_regenerates_byte_identically(name: str, argv: list[str], 
     i = argv.index("-o")
     assert argv[i + 1] == f"traces/{name}"
     argv[i + 1] = str(tmp_path / name)
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)  # testbed/... traces sit in a subfolder
     assert _run(argv) == 0
     assert (tmp_path / name).read_bytes() == (ROOT / "traces" / name).read_bytes()

@@ -80,6 +80,22 @@ def test_reading_back_gives_the_recording_at_golden_precision(g3_run: Path) -> N
     assert golden_text(golden.frame, golden.metadata) == _text(g3_run)  # and it writes back the same bytes
 
 
+def test_an_event_before_the_first_tick_reads_back(tmp_path: Path) -> None:
+    """A fault at at_s 0 is recorded before tick 0's row; its golden block must not run into the metadata."""
+    path = REPO / "scenarios" / "testbed" / "b7_nvml_low.yaml"
+    out = tmp_path / "b7.arrow"
+    replay(load_scenario(path), out=out)
+    df = read_recording(out)
+    assert df["kind"][0] == "fault"  # the case this test is about
+    text = _text(out)
+    lines = text.splitlines()
+    assert lines[lines.index("  fault event:") - 1] == ""  # a blank line ends the metadata block
+    golden = parse_golden(text)
+    assert golden.frame["kind"].to_list() == df["kind"].to_list()
+    assert golden.frame["tick"][0] == 0 and "fault" not in golden.metadata
+    assert golden_text(golden.frame, golden.metadata) == text
+
+
 def test_one_changed_target_is_at_most_two_lines_in_git_diff(g3_run: Path, tmp_path: Path) -> None:
     df = read_recording(g3_run)
     meta = read_metadata(g3_run)

@@ -16,6 +16,11 @@ from tests.planner_helpers import planner_marks, skip_unless_planner_available
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+#: The counterparts of NVIDIA Dynamo's power-planner stress testbed (issue 12); templates in _base/ are not scenarios.
+TESTBED = sorted((REPO / "scenarios" / "testbed").glob("*.yaml"))
+#: The testbed IDs with a counterpart (B11, D20 and D21 need fault kinds the scenario model lacks).
+TESTBED_IDS = {"a1", "a2", "a3", "a4", "a5", "a6", "b7", "b8", "b9", "b10", "c12", "c13", "c14", "c15", "c16",
+               "d17", "d18", "d19", "e21", "e22", "e23", "e24", "e25", "f26", "g1", "g2", "g3"}
 
 
 
@@ -26,9 +31,20 @@ def test_the_catalog_is_complete() -> None:
             "budget_shrink", "node_loss", "metrics_outage", "optimizer_fallback", "dynamo_mooncake"} <= names
 
 
+def test_the_testbed_catalog_is_complete() -> None:
+    """One scenario per covered testbed ID, named <id>_<what>, each declaring the name of its file."""
+    ids = [p.stem.split("_", 1)[0] for p in TESTBED]
+    assert sorted(ids) == sorted(TESTBED_IDS), "one scenario per testbed ID"
+    for path in TESTBED:
+        loaded = load_scenario(path, check_trace=False).scenario
+        assert loaded.name == path.stem, f"{path.name}: name {loaded.name!r} differs from the file name"
+        assert 2 <= len(loaded.assertions) <= 5, f"{path.name}: {len(loaded.assertions)} assertions"
+        assert path.read_text().startswith("# "), f"{path.name}: no comment header"
+
+
 def test_every_golden_scenario_replays_a_shipped_trace() -> None:
     """No golden can be skipped for a missing file: every catalog trace is inside the repository."""
-    for path in SCENARIOS:
+    for path in [*SCENARIOS, *TESTBED]:
         trace = Path(load_scenario(path, check_trace=False).trace_path).resolve()
         assert trace.is_relative_to(REPO), f"{path.name} replays {trace}, outside the repository"
         assert trace.exists(), f"{path.name}: {trace} is missing"
@@ -38,6 +54,11 @@ def test_every_golden_scenario_replays_a_shipped_trace() -> None:
 def test_golden(path: Path, replay_golden) -> None:  # noqa: ANN001 - plugin fixture
     # only an optional planner that is not installed (Dynamo's) skips; a missing trace cannot (see above)
     skip_unless_planner_available(load_scenario(path, check_trace=False).scenario.planner.name)
+    replay_golden(path)  # fails on a changed decision and on any failing scenario assertion
+
+
+@pytest.mark.parametrize("path", TESTBED, ids=lambda p: p.stem)
+def test_testbed_golden(path: Path, replay_golden) -> None:  # noqa: ANN001 - plugin fixture
     replay_golden(path)  # fails on a changed decision and on any failing scenario assertion
 
 

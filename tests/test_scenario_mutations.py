@@ -25,7 +25,7 @@ from replaylib.planner.dynamo import snapshot as dynamo_snapshot
 from replaylib.planner.predictors import ConstantPredictor, KalmanPredictor, MovingAveragePredictor
 from replaylib.planner.sla import SlaPlanner
 from replaylib.scenario import load_scenario
-from replaylib.scenario.model import ActuationFault, BudgetChange, NodeDown, NodeUp
+from replaylib.scenario.model import ActuationFault, BudgetChange, NodeDown, NodeUp, OptimizerFailure
 from replaylib.sim import fleet as fleet_mod
 from tests.planner_helpers import planner_marks, skip_unless_planner_available
 
@@ -145,6 +145,20 @@ def _drop_events(kinds: tuple[type, ...]) -> Mutation:
 budget_change_ignored = _drop_events((BudgetChange,))
 node_down_ignored = _drop_events((NodeDown,))
 node_up_ignored = _drop_events((NodeUp,))
+optimizer_failure_ignored = _drop_events((OptimizerFailure,))
+
+
+def lost_workers_not_replaced(mp: pytest.MonkeyPatch) -> None:
+    """After a node loss the cluster refuses every scaling call, so lost workers are never replaced."""
+    original = loop._Replay._fire_events
+
+    def fire(self, tick, now):  # noqa: ANN001, ANN202
+        rows = original(self, tick, now)
+        if any(r.event == "node_down" for r in rows):
+            self.actuation_fault = ("rbac_denied", float("inf"))
+        return rows
+
+    mp.setattr(loop._Replay, "_fire_events", fire)
 actuation_fault_ignored = _drop_events((ActuationFault,))
 
 
@@ -169,6 +183,29 @@ def outage_reads_as_zero(mp: pytest.MonkeyPatch) -> None:
     def observe(self, signal):  # noqa: ANN001, ANN202
         if self.in_outage(signal) and signal in ("ttft", "itl"):
             return LatencySummary(mean_ms=0.0, p50_ms=0.0, p99_ms=0.0, count=1)
+        return original(self, signal)
+
+    mp.setattr(MetricsSource, "observe", observe)
+
+
+def outage_never_ends(mp: pytest.MonkeyPatch) -> None:
+    """A metrics outage, once started, never ends."""
+    from replaylib.power.metrics_source import MetricsSource
+
+    original = MetricsSource.start_outage
+    mp.setattr(MetricsSource, "start_outage", lambda self, signals, until: original(self, signals, float("inf")))
+
+
+def outage_reads_as_stall(mp: pytest.MonkeyPatch) -> None:
+    """A metrics outage is served as a 100 s latency (a stalled fleet) instead of missing data."""
+    from replaylib.power.metrics_source import MetricsSource
+    from replaylib.sim.metrics import LatencySummary
+
+    original = MetricsSource.observe
+
+    def observe(self, signal):  # noqa: ANN001, ANN202
+        if self.in_outage(signal) and signal in ("ttft", "itl"):
+            return LatencySummary(mean_ms=100_000.0, p50_ms=100_000.0, p99_ms=100_000.0, count=1)
         return original(self, signal)
 
     mp.setattr(MetricsSource, "observe", observe)
@@ -207,6 +244,49 @@ def optimizer_fault_never_clears(mp: pytest.MonkeyPatch) -> None:
         return original(self, *args, **kw)
 
     mp.setattr(loop._Replay, "_observe", observe)
+
+
+def constant_bias_ignored(mp: pytest.MonkeyPatch) -> None:
+    """The power overlay ignores the scenario's constant bias (bias events still apply)."""
+    original = overlay_mod.bias_at
+    mp.setattr(overlay_mod, "bias_at", lambda constant, events, t_s: original(0.0, events, t_s))
+
+
+def bias_events_from_the_start(mp: pytest.MonkeyPatch) -> None:
+    """Every bias event is in force from time 0 instead of from its at_s."""
+    original = overlay_mod.bias_at
+    mp.setattr(overlay_mod, "bias_at", lambda constant, events, t_s: original(constant, events, t_s + max([e.at_s for e in events], default=0.0)))
+
+
+def corrections_never_learn(mp: pytest.MonkeyPatch) -> None:
+    """aic never updates its TTFT, ITL and power corrections (they stay at 1)."""
+    mp.setattr(AicPlanner, "update_corrections", lambda self, obs: None)
+
+
+def corrections_unclamped(mp: pytest.MonkeyPatch) -> None:
+    """aic's corrections ignore correction_min/correction_max."""
+
+    def ratio(self, observed, expected):  # noqa: ANN001, ANN202
+        if observed is None or expected is None or expected <= 0.0:
+            return None
+        return observed / expected
+
+    def ema(self, current, ratio):  # noqa: ANN001, ANN202
+        return current if ratio is None else (1.0 - self.config.ema_alpha) * current + self.config.ema_alpha * ratio
+
+    mp.setattr(AicPlanner, "_ratio", ratio)
+    mp.setattr(AicPlanner, "_ema", ema)
+
+
+def decode_target_flaps(mp: pytest.MonkeyPatch) -> None:
+    """The planner asks for one more decode worker on every other tick (its targets reverse)."""
+    original = AicPlanner.on_tick
+
+    def on_tick(self, obs):  # noqa: ANN001, ANN202
+        d = original(self, obs)
+        return msgspec.structs.replace(d, n_decode=d.n_decode + 1) if obs.tick % 2 else d
+
+    mp.setattr(AicPlanner, "on_tick", on_tick)
 
 
 def dynamo_blind_to_queues(mp: pytest.MonkeyPatch) -> None:
@@ -278,6 +358,94 @@ CASES: list[tuple[str, Mutation, set[int]]] = [
     ("h200_llama8b_dynamo", no_cap_optimisation, {3}),
     ("closed_loop_sessions", handoff_loses_requests, {0, 1, 3}),
     ("closed_loop_sessions", sessions_replayed_open_loop, {2}),
+    # the stress-testbed catalog (scenarios/testbed/, issue 12): every assertion but those in TESTBED_UNGUARDED
+    ("testbed/a1_decode_power_bias", constant_bias_ignored, {0, 1}),
+    ("testbed/a1_decode_power_bias", decode_target_flaps, {3}),
+    ("testbed/a1_decode_power_bias", handoff_loses_requests, {4}),
+    ("testbed/a1_decode_power_bias", no_cap_optimisation, {2}),
+    ("testbed/a2_prefill_power_bias", constant_bias_ignored, {0, 1}),
+    ("testbed/a2_prefill_power_bias", handoff_loses_requests, {4}),
+    ("testbed/a2_prefill_power_bias", no_cap_optimisation, {2}),
+    ("testbed/a3_latency_bias", constant_bias_ignored, {0, 2}),
+    ("testbed/a3_latency_bias", corrections_unclamped, {1}),
+    ("testbed/a3_latency_bias", handoff_loses_requests, {4}),
+    ("testbed/a3_latency_bias", no_cap_optimisation, {3}),
+    ("testbed/a4_decode_bias_step", bias_events_from_the_start, {0, 2}),
+    ("testbed/a4_decode_bias_step", bias_ignored, {1, 2}),
+    ("testbed/a4_decode_bias_step", handoff_loses_requests, {4}),
+    ("testbed/a4_decode_bias_step", no_cap_optimisation, {3}),
+    ("testbed/a5_decode_bias_sine", decode_target_flaps, {1}),
+    ("testbed/a5_decode_bias_sine", handoff_loses_requests, {3}),
+    ("testbed/a5_decode_bias_sine", no_cap_optimisation, {2}),
+    ("testbed/a5_decode_bias_sine", scaling_always_denied, {0}),
+    ("testbed/a6_decode_bias_clamp", constant_bias_ignored, {1}),
+    ("testbed/a6_decode_bias_clamp", handoff_loses_requests, {4}),
+    ("testbed/a6_decode_bias_clamp", no_cap_optimisation, {2}),
+    ("testbed/b10_daemonset_absent", actuator_ignores_faults, {0}),
+    ("testbed/b10_daemonset_absent", constant_bias_ignored, {3}),
+    ("testbed/b10_daemonset_absent", decode_target_flaps, {1, 2}),
+    ("testbed/b10_daemonset_absent", handoff_loses_requests, {4}),
+    ("testbed/b7_nvml_low", actuator_ignores_faults, {0, 1}),
+    ("testbed/b7_nvml_low", handoff_loses_requests, {3}),
+    ("testbed/b8_nvml_high_pcie", actuator_ignores_faults, {1, 2}),
+    ("testbed/b8_nvml_high_pcie", no_cap_optimisation, {0, 3}),
+    ("testbed/b9_rbac_denied", actuator_ignores_faults, {0, 1}),
+    ("testbed/b9_rbac_denied", decode_target_flaps, {1, 2}),
+    ("testbed/b9_rbac_denied", handoff_loses_requests, {4}),
+    ("testbed/b9_rbac_denied", no_cap_optimisation, {3}),
+    ("testbed/c12_decode_node_down_low_load", handoff_loses_requests, {2}),
+    ("testbed/c12_decode_node_down_low_load", lost_workers_not_replaced, {1}),
+    ("testbed/c12_decode_node_down_low_load", scaling_always_denied, {0, 3, 4}),
+    ("testbed/c13_decode_node_down_overload", decode_target_flaps, {2}),
+    ("testbed/c13_decode_node_down_overload", lost_workers_not_replaced, {3}),
+    ("testbed/c13_decode_node_down_overload", planner_blind_to_budget, {0, 4}),
+    ("testbed/c14_four_decode_down", corrections_never_learn, {3}),
+    ("testbed/c14_four_decode_down", lost_workers_not_replaced, {1}),
+    ("testbed/c14_four_decode_down", no_cap_optimisation, {4}),
+    ("testbed/c14_four_decode_down", node_down_ignored, {0}),
+    ("testbed/c15_decode_down_and_back", decode_target_flaps, {1, 3}),
+    ("testbed/c15_decode_down_and_back", lost_workers_not_replaced, {0, 2}),
+    ("testbed/c15_decode_down_and_back", no_cap_optimisation, {4}),
+    ("testbed/c16_warmup_spike", corrections_never_learn, {3}),
+    ("testbed/c16_warmup_spike", decode_target_flaps, {2}),
+    ("testbed/c16_warmup_spike", no_cap_optimisation, {0, 4}),
+    ("testbed/d17_metrics_outage", corrections_never_learn, {2, 3}),
+    ("testbed/d17_metrics_outage", no_cap_optimisation, {1, 4}),
+    ("testbed/d18_stale_metrics_bias", corrections_never_learn, {0, 1, 2, 3}),
+    ("testbed/d18_stale_metrics_bias", no_cap_optimisation, {4}),
+    ("testbed/d19_power_signals_out", corrections_never_learn, {0, 3}),
+    ("testbed/d19_power_signals_out", no_cap_optimisation, {1, 4}),
+    ("testbed/d19_power_signals_out", outage_never_ends, {2}),
+    ("testbed/e21_budget_halved", budget_change_ignored, {0}),
+    ("testbed/e21_budget_halved", decode_target_flaps, {3}),
+    ("testbed/e21_budget_halved", handoff_loses_requests, {4}),
+    ("testbed/e21_budget_halved", no_cap_optimisation, {2}),
+    ("testbed/e22_budget_floor", decode_target_flaps, {1, 3}),
+    ("testbed/e22_budget_floor", handoff_loses_requests, {4}),
+    ("testbed/e22_budget_floor", no_cap_optimisation, {0, 3}),
+    ("testbed/e23_optimizer_empty", handoff_loses_requests, {4}),
+    ("testbed/e23_optimizer_empty", optimizer_failure_ignored, {0, 1, 2}),
+    ("testbed/e23_optimizer_empty", planner_blind_to_budget, {3}),
+    ("testbed/e24_optimizer_raises_once", handoff_loses_requests, {4}),
+    ("testbed/e24_optimizer_raises_once", no_cap_optimisation, {3}),
+    ("testbed/e24_optimizer_raises_once", optimizer_failure_ignored, {0}),
+    ("testbed/e24_optimizer_raises_once", optimizer_fault_never_clears, {1, 2}),
+    ("testbed/e25_optimizer_raises_five", corrections_never_learn, {4}),
+    ("testbed/e25_optimizer_raises_five", optimizer_failure_ignored, {0, 1, 2, 3}),
+    ("testbed/f26_ttft_drift_edge", corrections_never_learn, {0, 3}),
+    ("testbed/f26_ttft_drift_edge", corrections_unclamped, {1}),
+    ("testbed/f26_ttft_drift_edge", no_cap_optimisation, {4}),
+    ("testbed/g1_decode_bias_nvml_low", actuator_ignores_faults, {1, 2}),
+    ("testbed/g1_decode_bias_nvml_low", constant_bias_ignored, {0}),
+    ("testbed/g1_decode_bias_nvml_low", faults_never_end, {3, 4}),
+    ("testbed/g2_ramp_no_bias", decode_target_flaps, {1}),
+    ("testbed/g2_ramp_no_bias", handoff_loses_requests, {4}),
+    ("testbed/g2_ramp_no_bias", no_cap_optimisation, {3}),
+    ("testbed/g2_ramp_no_bias", no_fallback_caps, {2}),
+    ("testbed/g3_ramp_tight_budget", decode_target_flaps, {2, 3}),
+    ("testbed/g3_ramp_tight_budget", handoff_loses_requests, {4}),
+    ("testbed/g3_ramp_tight_budget", no_cap_optimisation, {0}),
+    ("testbed/g3_ramp_tight_budget", planner_blind_to_budget, {1, 3}),
 ]
 
 
@@ -297,6 +465,23 @@ def test_mutation_breaks_the_assertions_that_guard_it(
     result = replay(loaded, out=tmp_path / "mutated.arrow")
     failed = {a.index for a in result.assertions if not a.passed}
     assert breaks <= failed, f"{mutation.__doc__} should break assertions {sorted(breaks)}, broke {sorted(failed)}"
+
+
+#: Testbed assertions no mutation here breaks yet (listed so the gap is visible and cannot grow unnoticed):
+#: budget guards on fleets far below their budget, and checks of a decision the mutations do not reach.
+TESTBED_UNGUARDED: dict[str, list[int]] = {"testbed/a2_prefill_power_bias": [3], "testbed/a6_decode_bias_clamp": [0, 3], "testbed/b7_nvml_low": [2], "testbed/b8_nvml_high_pcie": [4], "testbed/c13_decode_node_down_overload": [1], "testbed/c14_four_decode_down": [2], "testbed/c16_warmup_spike": [1], "testbed/d17_metrics_outage": [0], "testbed/e21_budget_halved": [1], "testbed/e22_budget_floor": [2], "testbed/f26_ttft_drift_edge": [2], "testbed/g2_ramp_no_bias": [0]}
+
+
+def test_every_testbed_assertion_is_guarded_or_listed() -> None:
+    """Every testbed assertion is broken by a mutation above, or listed in TESTBED_UNGUARDED (and then truly unguarded)."""
+    guarded = {(s, i) for s, _, idx in CASES for i in idx}
+    for path in sorted((REPO / "scenarios" / "testbed").glob("*.yaml")):
+        name = f"testbed/{path.stem}"
+        n = len(load_scenario(path, check_trace=False).scenario.assertions)
+        listed = set(TESTBED_UNGUARDED.get(name, []))
+        missing = [i for i in range(n) if (name, i) not in guarded and i not in listed]
+        assert not missing, f"{name}: assertions {missing} have no mutation test and are not listed as unguarded"
+        assert not listed & {i for i in range(n) if (name, i) in guarded}, f"{name}: guarded assertions still listed"
 
 
 def test_every_assertion_is_guarded() -> None:

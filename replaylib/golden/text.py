@@ -132,6 +132,7 @@ def golden_text(df: pl.DataFrame, meta: Mapping[str, str] | RecordingMeta) -> st
     frame = df.sort("seq", maintain_order=True) if "seq" in df.columns and not df["seq"].is_sorted() else df
     tick: int | None = None
     now: float | None = None
+    before_first_tick = False
     for row in frame.select(present).iter_rows(named=True):
         if row["kind"] == "tick":
             tick, now = row["tick"], row["now_ms"]
@@ -141,6 +142,9 @@ def golden_text(df: pl.DataFrame, meta: Mapping[str, str] | RecordingMeta) -> st
                 if body:
                     lines += [f"  {cls.value}:", *body]
             continue
+        if tick is None and not before_first_tick:
+            lines.append("")  # events before the first tick (a fault at at_s 0): a blank line ends the metadata block
+            before_first_tick = True
         lines.append(f"  {row['kind']} event:")
         for c in _EVENT_COLUMNS:
             v = row.get(c)
