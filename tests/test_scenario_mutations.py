@@ -19,6 +19,7 @@ import pytest
 import replaylib.power.overlay as overlay_mod
 from replaylib.adapter import loop
 from replaylib.adapter import replay
+from replaylib.planner import Observation
 from replaylib.planner.aic import AicPlanner
 from replaylib.planner.dynamo import config as dynamo_config
 from replaylib.planner.dynamo import snapshot as dynamo_snapshot
@@ -289,6 +290,29 @@ def decode_target_flaps(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(AicPlanner, "on_tick", on_tick)
 
 
+def _rewrite_targets(name: str, rewrite: Callable[[Observation, int, int], tuple[int, int]]) -> Mutation:
+    def mutate(mp: pytest.MonkeyPatch) -> None:
+        original = AicPlanner.on_tick
+
+        def on_tick(self, obs):  # noqa: ANN001, ANN202
+            d = original(self, obs)
+            n_p, n_d = rewrite(obs, d.n_prefill, d.n_decode)
+            return msgspec.structs.replace(d, n_prefill=n_p, n_decode=n_d)
+
+        mp.setattr(AicPlanner, "on_tick", on_tick)
+
+    mutate.__name__ = name
+    return mutate
+
+
+#: aic asks for more workers of each role than it planned, more the longer it runs (over-provisions without limit).
+planner_over_provisions = _rewrite_targets("planner_over_provisions", lambda obs, n_p, n_d: (n_p + 1 + obs.tick // 10, n_d + 1 + obs.tick // 10))
+#: aic never scales out: its targets never exceed the workers it sees accepting work (at least 1).
+planner_never_scales_out = _rewrite_targets(
+    "planner_never_scales_out", lambda obs, n_p, n_d: (min(n_p, max(1, obs.prefill.active + obs.prefill.starting)),
+                           min(n_d, max(1, obs.decode.active + obs.decode.starting))))
+
+
 def dynamo_blind_to_queues(mp: pytest.MonkeyPatch) -> None:
     """The Dynamo bridge reports every prefill queue as empty (no queued prefill tokens)."""
     original = dynamo_snapshot.fpm_record
@@ -359,6 +383,12 @@ CASES: list[tuple[str, Mutation, set[int]]] = [
     ("closed_loop_sessions", handoff_loses_requests, {0, 1, 3}),
     ("closed_loop_sessions", sessions_replayed_open_loop, {2}),
     # the stress-testbed catalog (scenarios/testbed/, issue 12): every assertion but those in TESTBED_UNGUARDED
+    ("testbed/a2_prefill_power_bias", planner_over_provisions, {3}),
+    ("testbed/a6_decode_bias_clamp", planner_over_provisions, {3}),
+    ("testbed/b7_nvml_low", planner_over_provisions, {2}),
+    ("testbed/b8_nvml_high_pcie", planner_over_provisions, {4}),
+    ("testbed/e22_budget_floor", planner_over_provisions, {2}),
+    ("testbed/c13_decode_node_down_overload", planner_never_scales_out, {1}),
     ("testbed/a1_decode_power_bias", constant_bias_ignored, {0, 1}),
     ("testbed/a1_decode_power_bias", decode_target_flaps, {3}),
     ("testbed/a1_decode_power_bias", handoff_loses_requests, {4}),
@@ -469,7 +499,11 @@ def test_mutation_breaks_the_assertions_that_guard_it(
 
 #: Testbed assertions no mutation here breaks yet (listed so the gap is visible and cannot grow unnoticed):
 #: budget guards on fleets far below their budget, and checks of a decision the mutations do not reach.
-TESTBED_UNGUARDED: dict[str, list[int]] = {"testbed/a2_prefill_power_bias": [3], "testbed/a6_decode_bias_clamp": [0, 3], "testbed/b7_nvml_low": [2], "testbed/b8_nvml_high_pcie": [4], "testbed/c13_decode_node_down_overload": [1], "testbed/c14_four_decode_down": [2], "testbed/c16_warmup_spike": [1], "testbed/d17_metrics_outage": [0], "testbed/e21_budget_halved": [1], "testbed/e22_budget_floor": [2], "testbed/f26_ttft_drift_edge": [2], "testbed/g2_ramp_no_bias": [0]}
+TESTBED_UNGUARDED: dict[str, list[int]] = {
+    "testbed/a6_decode_bias_clamp": [0], "testbed/c14_four_decode_down": [2], "testbed/c16_warmup_spike": [1],
+    "testbed/d17_metrics_outage": [0], "testbed/e21_budget_halved": [1], "testbed/f26_ttft_drift_edge": [2],
+    "testbed/g2_ramp_no_bias": [0],
+}
 
 
 def test_every_testbed_assertion_is_guarded_or_listed() -> None:
