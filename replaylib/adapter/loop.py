@@ -162,7 +162,7 @@ class ReplayInterrupted(KeyboardInterrupt):
         self.out = out
 
     def __str__(self) -> str:
-        return (f"interrupted: the events recorded so far are in {self.partial_path} (an Arrow IPC stream: "
+        return (f"the events recorded so far are in {self.partial_path} (an Arrow IPC stream: "
                 f"pyarrow.ipc.open_stream, polars.read_ipc_stream); {self.out} is as it was")
 
 
@@ -378,8 +378,8 @@ class _Replay:
         at = self.fleet.next_arrival_ms  # inf once the trace is exhausted: nothing more to wait for
         ahead = max(0.0, (at - t_sched) / (step_s * 1000.0)) if at < _INF else 0.0
         if ticks >= MAX_TICKS or ticks + ahead > MAX_TICKS:
-            when = f"the next request arrives at {at / 1000.0:,.{0 if at < 1e18 else 3}{'f' if at < 1e18 else 'g'}} s of simulated time, " \
-                if ahead >= 1 else ""
+            at_s = f"{at / 1000.0:,.0f}" if at < 1e18 else f"{at / 1000.0:.3g}"
+            when = f"the next request arrives at {at_s} s of simulated time, " if ahead >= 1 else ""
             raise LimitError(
                 f"{self.trace_path}: the replay would take more than {MAX_TICKS:,} planner ticks (replaylib.limits.MAX_TICKS): "
                 f"{when}{ticks:,} ticks done at {step_s:g} s each; shorten the trace (trace.limit, trace.speedup), "

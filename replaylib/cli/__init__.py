@@ -59,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt as exc:
-        terminated = isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) or isinstance(exc.__cause__, Terminated)
-        detail = str(exc) if str(exc).startswith("interrupted") else "interrupted"
-        print(f"{'terminated' if terminated else 'interrupted'}{detail.removeprefix('interrupted')}", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a replay's own (ReplayInterrupted) says where its events are
+        terminated = any(isinstance(e, Terminated) for e in (exc, exc.__cause__, exc.__context__))
+        word, detail = ("terminated" if terminated else "interrupted"), str(exc)
+        print(f"{word}: {detail}" if detail else word, file=sys.stderr)
         return 143 if terminated else 130
     except BrokenPipeError:
         return 0

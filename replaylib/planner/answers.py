@@ -36,12 +36,10 @@ def _real(value: Any) -> bool:
 
 
 def _count(decision: Decision, field: str, planner: str, tick: int) -> int:
-    n = getattr(decision, field)
-    expected = f"an integer number of workers from 1 to {MAX_WORKERS_PER_ROLE} (replaylib.limits.MAX_WORKERS_PER_ROLE)"
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or not 1 <= n <= MAX_WORKERS_PER_ROLE:
-        if _real(n) and math.isfinite(n) and float(n).is_integer() and 1 <= n <= MAX_WORKERS_PER_ROLE:
-            return int(n)  # 3.0 is three workers
-        raise _bad(planner, tick, field, expected, n)
+    n = getattr(decision, field)  # an int of any kind (numpy's too), or a float with no fraction (3.0)
+    if not _real(n) or not math.isfinite(n) or not float(n).is_integer() or not 1 <= n <= MAX_WORKERS_PER_ROLE:
+        raise _bad(planner, tick, field, f"an integer number of workers from 1 to {MAX_WORKERS_PER_ROLE} "
+                   "(replaylib.limits.MAX_WORKERS_PER_ROLE)", n)
     return int(n)
 
 

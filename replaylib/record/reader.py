@@ -93,9 +93,7 @@ def read_metadata(path: str | os.PathLike[str], *, partial: bool = False) -> dic
     path = os.fspath(path)
     try:
         schema = pa.ipc.open_file(path).schema
-    except (FileNotFoundError, IsADirectoryError):
-        raise RecordingError(f"{path}: no such recording") from None
-    except pa.ArrowInvalid:
+    except (OSError, pa.ArrowInvalid):  # missing, a folder, not complete: _read_table says which
         schema = _read_table(path, partial=partial).schema
     return dict(sorted((k.decode(), v.decode()) for k, v in (schema.metadata or {}).items()))
 
