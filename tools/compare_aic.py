@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """A systems file against aiconfigurator: the fleet's own pass and step times over the estimator's.
 
-For each system file (default ``systems/h100_sxm.yaml`` and ``systems/h200_sxm.yaml``)
+For each system file (default the analytic ``systems/h1x0_sxm_analytic.yaml`` and the shipped, aiconfigurator-made ``systems/h1x0_sxm.yaml``)
 the simulated fleet itself is timed — nothing re-derives its formulas:
 
-- prefill: one request of ISL ``x`` (no prefix cache, one pass) on an idle fleet;
-  its time to first token is the pass time;
-- decode: ``b`` requests with ISL ``c`` and 2 output tokens arriving together;
-  after one shared prefill pass and hand-off they run exactly one decode step
+- prefill: one request of ISL ``x`` (one pass) on an idle fleet; its time to
+  first token is the pass time;
+- decode: ``b`` requests of context ``c`` running exactly one decode step
   together (the KV capacity is raised so they fit): the window's ITL mean.
+
+Both through :mod:`replaylib.sim.calibration`, as the docs' table of systems.
 
 and divided by aiconfigurator's estimate at the same point (``estimate_tables``
 of ``replaylib.timing.aiconfigurator``: static_ctx context latency, static_gen
@@ -25,45 +26,18 @@ import argparse
 import os
 import sys
 
-import msgspec
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from replaylib.scenario.model import FleetConfig  # noqa: E402
 from replaylib.scenario.system import load_system  # noqa: E402
-from replaylib.sim import Fleet, RequestOutcome  # noqa: E402
+from replaylib.sim.calibration import decode_step_ms, prefill_ttft_ms  # noqa: E402
 from replaylib.timing.aiconfigurator import estimate_tables  # noqa: E402
-from replaylib.trace import Request  # noqa: E402
 
 PREFILL_ISL = (512, 2048, 8192, 32768)
 DECODE_BATCHES = (1, 8, 32, 128)
 DECODE_CONTEXTS = (2048, 8192)
-DEFAULT = ("systems/h100_sxm.yaml:h100_sxm", "systems/h200_sxm.yaml:h200_sxm")
-_BIG = 1 << 30
-
-
-def _fleet(system, rows: list[Request]) -> tuple[Fleet, dict[int, RequestOutcome]]:  # noqa: ANN001
-    outs: dict[int, RequestOutcome] = {}
-    config = FleetConfig(prefill_workers=1, decode_workers=1, router="round_robin",
-                         max_num_batched_tokens=_BIG, max_num_seqs=1024, prefix_cache=False)
-    roomy = msgspec.structs.replace(system, kv=msgspec.structs.replace(system.kv, capacity_tokens=_BIG))
-    return Fleet(roomy, config, iter(rows), block_size=512, on_finish=lambda o: outs.__setitem__(o.index, o)), outs
-
-
-def fleet_prefill_ms(system, isl: int) -> float:  # noqa: ANN001
-    fleet, outs = _fleet(system, [Request(timestamp=0, input_length=isl, output_length=1, hash_ids=[])])
-    fleet.advance_to(1e12)
-    return outs[0].first_token_ms  # type: ignore[return-value]
-
-
-def fleet_decode_step_ms(system, batch: int, context: int) -> float:  # noqa: ANN001
-    rows = [Request(timestamp=0, input_length=context, output_length=2, hash_ids=[]) for _ in range(batch)]
-    fleet, outs = _fleet(system, rows)
-    snap = fleet.advance_to(1e12)
-    itl = snap.window.itl
-    assert itl.count == batch and itl.min == itl.max, "the batch did not run as one step"
-    return itl.mean  # type: ignore[return-value]
+DEFAULT = ("systems/h100_sxm_analytic.yaml:h100_sxm", "systems/h200_sxm_analytic.yaml:h200_sxm",
+           "systems/h100_sxm.yaml:h100_sxm", "systems/h200_sxm.yaml:h200_sxm")
 
 
 def main() -> int:
@@ -78,11 +52,11 @@ def main() -> int:
         tables = estimate_tables(system=aic_system, prefill_tokens=list(PREFILL_ISL), prefill_contexts=[0],
                                  decode_batches=list(DECODE_BATCHES), decode_contexts=list(DECODE_CONTEXTS))
         for isl, aic_ms in zip(PREFILL_ISL, tables.prefill[0].pass_ms):
-            ours = fleet_prefill_ms(system, isl)
+            ours = prefill_ttft_ms(system, isl, isl)  # one pass
             print(f"| {system.name} | prefill ISL {isl} | {ours:.2f} | {aic_ms:.2f} | {ours / aic_ms:.2f} |")
         for curve in tables.decode:
             for b, aic_ms in zip(curve.batch, curve.step_ms):
-                ours = fleet_decode_step_ms(system, b, curve.context)
+                ours = decode_step_ms(system, b, curve.context)
                 print(f"| {system.name} | decode batch {b}, context {curve.context} | {ours:.2f} | {aic_ms:.2f} | {ours / aic_ms:.2f} |")
         print(f"| {system.name} | aiconfigurator | | | {tables.provenance.database} |")
     return 0

@@ -10,7 +10,9 @@ from replaylib.errors import ReplaylibError
 
 _EPILOG = epilog(
     "python -m replaylib systems import dynamo ../shared/profiles/dynamo_h200_tp1p_tp1d -o systems/my_h200.yaml "
-    "--gpu-from systems/h200_sxm.yaml",
+    "--gpu-from systems/h200_sxm_analytic.yaml",
+    "python -m replaylib systems import aiconfigurator meta-llama/Meta-Llama-3.1-70B -o systems/my_h100.yaml "
+    "--system h100_sxm --gpu-from systems/h100_sxm_analytic.yaml",
     exits="exit status: 0 written, 2 bad input (the file, array and point are named; nothing is written)",
 )
 
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, importer in importers().items():
         q = names.add_parser(name, help=importer.help, description=importer.help, epilog=_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        q.add_argument("source", metavar="SOURCE", help="the profile (file or folder) to import")
+        q.add_argument("source", metavar="SOURCE", help=importer.source_help)
         q.add_argument("-o", "--out", required=True, metavar="OUT.yaml", help="the systems file to write")
         importer.add_arguments(q)
         q.set_defaults(func=run)

@@ -10,7 +10,8 @@ compared with the point:
 * decode: ``round(batch)`` requests of ``context − 1`` prompt tokens and 2
   output tokens prefilled in one pass, so they reach the decode worker together
   and run exactly one step at ``batch`` sequences of ``context`` KV tokens; the
-  window's ITL against ``step_ms``.
+  window's ITL against ``step_ms`` (the KV capacity is raised to fit the batch
+  where a point holds more than the system's capacity).
 """
 
 from __future__ import annotations
@@ -47,11 +48,17 @@ def prefill_ttft_ms(system: System, tokens: int, max_num_batched_tokens: int) ->
     return mean
 
 
+def _roomy(system: System, kv_tokens: int) -> System:
+    """``system`` with room for ``kv_tokens`` of KV: an estimator prices any batch, even one that would not fit."""
+    return msgspec.structs.replace(system, kv=msgspec.structs.replace(
+        system.kv, capacity_tokens=max(system.kv.capacity_tokens, kv_tokens)))
+
+
 def decode_step_ms(system: System, batch: int, context: int) -> float:
     """The fleet's one decode step of ``batch`` sequences of ``context`` KV tokens each."""
     reqs = [Request(timestamp=0, input_length=context - 1, output_length=2, hash_ids=[]) for _ in range(batch)]
     config = FleetConfig(prefill_workers=1, decode_workers=1, max_num_batched_tokens=batch * context, max_num_seqs=batch)
-    mean = Fleet(system, config, reqs).advance_to(_END_MS).window.itl.mean
+    mean = Fleet(_roomy(system, batch * (context + 2)), config, reqs).advance_to(_END_MS).window.itl.mean
     assert mean is not None
     return mean
 

@@ -75,6 +75,7 @@ DEFAULT_PREFILL_TOKENS: tuple[int, ...] = (
     512, 513, 768, 769, 1024, 1025, 1280, 1281, 1536, 1537, 1792, 1793, 2048, 2049, 2304, 2305,
     2560, 2561, 2816, 2817, 3072, 3073, 3328, 3329, 3584, 3585, 3840, 3841, 4096, 4097, 4352, 4353,
     5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768,
+    40960, 49152, 65536, 81920, 98304, 114688, 131072,
 )  # fmt: skip
 #: Tokens already in the KV cache before the pass (0 = a fresh prompt).
 DEFAULT_PREFILL_CONTEXTS: tuple[int, ...] = (0, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -206,7 +207,8 @@ def estimate_tables(
     ``backend_version`` defaults to aiconfigurator's latest database for the
     system and backend.  Grids must be strictly increasing integers (tokens and
     batches >= 1; prefill contexts start at 0, decode contexts >= 1) and stay
-    within the model's context length.  Errors are :class:`AicError` naming the
+    within the model's context length (a prefill curve keeps the tokens for
+    which context + tokens fit it, at least one).  Errors are :class:`AicError` naming the
     argument; nothing is downloaded (the model must be one aiconfigurator ships
     a config for, or a local folder with a ``config.json``).
     """
@@ -224,13 +226,16 @@ def estimate_tables(
     with _quiet():
         _check_choices(api, model, system, backend, gemm_quant, kv_quant, database_mode)
         limit = _max_context(api, model)
+        # each prefill curve stops where context + tokens would pass the model's context window
+        per_context = {c: tuple(n for n in grids["prefill_tokens"] if limit is None or c + n <= limit)
+                       for c in grids["prefill_contexts"]}
         if limit is not None:
-            longest = grids["prefill_contexts"][-1] + grids["prefill_tokens"][-1]
-            if longest > limit:
-                raise AicError(
-                    f"prefill_contexts + prefill_tokens: the largest pass ({grids['prefill_contexts'][-1]} + "
-                    f"{grids['prefill_tokens'][-1]} = {longest} tokens) exceeds {model}'s context length {limit}"
-                )
+            for c, tokens in per_context.items():
+                if not tokens:
+                    raise AicError(
+                        f"prefill_contexts: at context {c} none of prefill_tokens fits {model}'s context "
+                        f"length {limit} (context + tokens <= {limit})"
+                    )
             if grids["decode_contexts"][-1] > limit:
                 raise AicError(f"decode_contexts: {grids['decode_contexts'][-1]} exceeds {model}'s context length {limit}")
         version = backend_version if backend_version is not None else _latest_version(api, system, backend)
@@ -245,8 +250,8 @@ def estimate_tables(
         prefill = []
         for c in grids["prefill_contexts"]:
             ms = [share.add(_estimate(api, model, system, "static_ctx", isl=c + n, osl=1, batch_size=1, prefix=c, **common))
-                  for n in grids["prefill_tokens"]]
-            prefill.append(PrefillCurve(context=c, tokens=grids["prefill_tokens"], pass_ms=tuple(ms)))
+                  for n in per_context[c]]
+            prefill.append(PrefillCurve(context=c, tokens=per_context[c], pass_ms=tuple(ms)))
         overhead, overhead_error = _pass_overhead(api, model, system, prefill, common)
         decode = []
         for c in grids["decode_contexts"]:

@@ -8,7 +8,11 @@ common machinery here validates that document as a systems file and writes it
 atomically — on any error nothing is written and an existing file is kept.
 
 Built in: ``dynamo`` (:mod:`replaylib.timing.importers.dynamo`, Dynamo
-profiler ``raw_data.npz`` output; needs ``numpy``: ``pip install 'replaylib[profiles]'``).
+profiler ``raw_data.npz`` output; needs ``numpy``: ``pip install 'replaylib[profiles]'``)
+and ``aiconfigurator`` (:mod:`replaylib.timing.importers.aic`, NVIDIA's
+estimator swept over a grid; ``pip install 'replaylib[aic]'``).  What both
+copy from a base system and the ``--set`` / ``--assume`` flags live in
+:mod:`replaylib.timing.importers.base_system`.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Importer:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     options: Callable[[argparse.Namespace], dict[str, Any]]
     build: Callable[..., ImportedSystem]
+    #: what the ``SOURCE`` positional is, for ``--help``
+    source_help: str = "the profile (file or folder) to import"
 
 
 _IMPORTERS: dict[str, Importer] = {}
@@ -134,8 +140,10 @@ def write_system(imported: ImportedSystem, out: str) -> None:
 
 
 def _register_builtins() -> None:
+    from replaylib.timing.importers.aic import IMPORTER as aiconfigurator
     from replaylib.timing.importers.dynamo import IMPORTER as dynamo
 
+    register_importer(aiconfigurator)
     register_importer(dynamo)
 
 

@@ -37,7 +37,6 @@ array and the offending point; nothing is written.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import os
 import re
@@ -47,12 +46,23 @@ from typing import Any
 import yaml
 
 from replaylib.timing.importers import ImportedSystem, Importer, SystemsImportError
+from replaylib.timing.importers.base_system import (
+    COPIED,
+    add_common_arguments,
+    apply_sets,
+    common_flags,
+    common_options,
+    load_base,
+    num as _num,
+    parse_set,
+    set_and_assume_flags,
+    set_notes,
+    sha256_of,
+)
 
 TOOL = "dynamo-profiler"
 #: vLLM's default max_num_batched_tokens for its OpenAI-compatible server on a GPU with >= 70 GiB.
 DEFAULT_PROFILE_BUDGET = 8192
-#: Sections a profile does not measure, copied from --gpu-from.
-COPIED = ("gpu", "startup_delay_ms", "speed_curve", "power_model")
 _LAYOUTS = (("prefill_raw_data.npz", "decode_raw_data.npz"),
             (os.path.join("selected_prefill_interpolation", "raw_data.npz"), os.path.join("selected_decode_interpolation", "raw_data.npz")))
 _PREFILL_ARRAYS = ("prefill_isl", "prefill_ttft")
@@ -65,17 +75,6 @@ def _numpy() -> Any:
     except ModuleNotFoundError:
         raise SystemsImportError("reading a Dynamo profile needs numpy: pip install 'replaylib[profiles]'") from None
     return numpy
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
-
-
-def _num(x: float) -> float | int:
-    """A measured value as written: 10 significant digits (float noise dropped), integers as ints."""
-    v = float(f"{float(x):.10g}")
-    return int(v) if v.is_integer() and abs(v) < 2**53 else v
 
 
 # -- reading the arrays -------------------------------------------------------------------------
@@ -231,30 +230,6 @@ def read_deployment(path: str) -> dict[str, Any]:
 # -- options ------------------------------------------------------------------------------------
 
 
-def _parse_set(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
-        raise SystemsImportError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. timing.kv_transfer.per_token_ms=6.6e-4")
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        raise SystemsImportError(f"--set {text!r}: the value is not YAML: {exc}") from None
-    return key.strip(), parsed
-
-
-def _apply_set(doc: dict[str, Any], key: str, value: Any) -> None:
-    node = doc
-    parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        nxt = node.get(part)
-        if nxt is None:
-            nxt = node[part] = {}
-        if not isinstance(nxt, dict):
-            raise SystemsImportError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
-        node = nxt
-    node[parts[-1]] = value
-
-
 def _find_profile(profile_dir: str) -> tuple[str, str]:
     if not os.path.isdir(profile_dir):
         raise SystemsImportError(f"{profile_dir}: not a folder (expected a Dynamo profile folder)")
@@ -272,17 +247,14 @@ def canonical_call(profile_dir: str, out: str, *, name: str | None, description:
                    assumptions: tuple[str, ...]) -> str:
     """The command line that makes this file: the options given (None: derived), in a fixed order."""
     argv = ["python", "-m", "replaylib", "systems", "import", "dynamo", profile_dir, "-o", out]
-    for flag, value in (("--name", name), ("--description", description), ("--gpu-from", gpu_from),
-                        ("--model-name", model_name), ("--gpus-per-worker", gpus_per_worker),
+    argv += common_flags(name=name, description=description, gpu_from=gpu_from)
+    for flag, value in (("--model-name", model_name), ("--gpus-per-worker", gpus_per_worker),
                         ("--tool-version", tool_version), ("--pass-overhead-ms", pass_overhead_ms)):
         if value is not None:
             argv += [flag, str(value)]
     if profile_max_num_batched_tokens != DEFAULT_PROFILE_BUDGET:
         argv += ["--profile-max-num-batched-tokens", str(profile_max_num_batched_tokens)]
-    for s in sets:
-        argv += ["--set", s]
-    for a in assumptions:
-        argv += ["--assume", a]
+    argv += set_and_assume_flags(sets, assumptions)
     return shlex.join(argv)
 
 
@@ -302,8 +274,6 @@ def build(
     assumptions: tuple[str, ...] | list[str] = (),
 ) -> ImportedSystem:
     """The systems document for ``profile_dir`` (see the module docstring); writes nothing."""
-    from replaylib.scenario.system import load_system
-    from replaylib.scenario.yamlio import ScenarioError, read_yaml
     from replaylib.timing.table import default_pass_overhead_ms
 
     sets, assumptions = tuple(sets), tuple(assumptions)
@@ -311,14 +281,13 @@ def build(
                           profile_max_num_batched_tokens=profile_max_num_batched_tokens, pass_overhead_ms=pass_overhead_ms,
                           model_name=model_name, gpus_per_worker=gpus_per_worker, tool_version=tool_version,
                           sets=sets, assumptions=assumptions)
-    if gpu_from is None:
-        raise SystemsImportError("a Dynamo profile measures no GPU power: give --gpu-from SYSTEM.yaml "
-                                 "(its gpu, speed_curve, power_model, startup_delay_ms and kv_transfer are copied)")
+    base = load_base(gpu_from, "a Dynamo profile measures no GPU power")
+    base_system = base.system
     if profile_max_num_batched_tokens < 0:
         raise SystemsImportError(f"--profile-max-num-batched-tokens: expected 0 (not chunked) or a token budget, got {profile_max_num_batched_tokens}")
     if pass_overhead_ms is not None and not (math.isfinite(pass_overhead_ms) and pass_overhead_ms >= 0):
         raise SystemsImportError(f"--pass-overhead-ms: expected a number >= 0, got {pass_overhead_ms}")
-    parsed_sets = [_parse_set(s) for s in sets]
+    parsed_sets = [parse_set(s) for s in sets]
     prefill_path, decode_path = _find_profile(profile_dir)
     pre = read_prefill(prefill_path)
     dec, max_kv = read_decode(decode_path)
@@ -348,12 +317,6 @@ def build(
             raise SystemsImportError(f"{profile_dir}: cannot tell the Dynamo version ({found}); give --tool-version")
         tool_version = deployment["version"]
 
-    try:
-        base_system = load_system(gpu_from)
-    except ScenarioError as exc:
-        raise SystemsImportError(f"--gpu-from: {exc}") from None
-    base = read_yaml(gpu_from)
-
     tokens = [int(v) for v in pre["prefill_isl"]]
     pass_ms = [_num(v) for v in pre["prefill_ttft"]]
     overhead = pass_overhead_ms if pass_overhead_ms is not None else default_pass_overhead_ms(tokens, [float(v) for v in pass_ms])
@@ -368,7 +331,7 @@ def build(
     gpu_model = base_system.gpu.model
     tp_text = f"TP{gpus_per_worker} per worker"
     inputs = [prefill_path, decode_path] + ([deployment_path] if deployment else []) + [gpu_from]
-    source = "; ".join(f"{p} sha256:{_sha256(p)}" for p in inputs)
+    source = "; ".join(f"{p} sha256:{sha256_of(p)}" for p in inputs)
     notes = [
         f"gpu, speed_curve, power_model, startup_delay_ms and timing.kv_transfer are copied from {gpu_from} "
         f"({base_system.name}: {base_system.description or base_system.model.name}); the profile measures none of them",
@@ -382,32 +345,25 @@ def build(
                      "(--profile-max-num-batched-tokens; vLLM's default on a GPU with >= 70 GiB): a point above it was "
                      "several passes")
     notes.append("decode batch = x_kv_usage x max_kv_tokens / y_context_length (Dynamo's own definition of the KV usage)")
-    free = list(assumptions)
-    for k, v in parsed_sets:  # an --assume that starts with "KEY:" explains that --set
-        why = next((a for a in free if a.startswith(f"{k}:")), None)
-        if why is not None:
-            free.remove(why)
-        notes.append(f"{k} = {v!r} (--set)" + (f": {why[len(k) + 1:].strip()}" if why else ""))
-    notes += free
+    notes += set_notes(parsed_sets, assumptions)
 
     doc: dict[str, Any] = {
         "name": out_name,
         "description": description or f"{gpu_model}, {model_name}, {tp_text} (Dynamo profile)",
         "provenance": {"tool": TOOL, "version": str(tool_version), "call": call, "source": source, "assumptions": notes},
-        "gpu": base["gpu"],
+        "gpu": base.doc["gpu"],
         "model": {"name": model_name, "gpus_per_worker": gpus_per_worker},
         "timing": {
             "model": "table",
             "prefill": prefill,
             "decode": {"curves": curves},
-            "kv_transfer": (base.get("timing") or {}).get("kv_transfer", {"base_ms": 0.0, "per_token_ms": 0.0}),
+            "kv_transfer": base.kv_transfer(),
         },
         "kv": {"capacity_tokens": max_kv},
     }
     for section in COPIED[1:]:
-        doc[section] = base[section]
-    for key, value in parsed_sets:
-        _apply_set(doc, key, value)
+        doc[section] = base.doc[section]
+    apply_sets(doc, parsed_sets)
     header = (
         f"{doc['description']}",
         "Generated by `python -m replaylib systems import dynamo`; provenance.call is the exact call.",
@@ -417,10 +373,7 @@ def build(
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gpu-from", metavar="SYSTEM.yaml", help="systems file whose gpu, speed_curve, power_model, "
-                   "startup_delay_ms and timing.kv_transfer are copied (a profile measures none of them; required)")
-    p.add_argument("--name", help="the system's name (default: the output file's stem)")
-    p.add_argument("--description", help="one line describing the system")
+    add_common_arguments(p)
     p.add_argument("--profile-max-num-batched-tokens", type=int, default=DEFAULT_PROFILE_BUDGET, metavar="N",
                    help=f"the profiled engine's chunk budget (default {DEFAULT_PROFILE_BUDGET}; 0: prompts were not chunked)")
     p.add_argument("--pass-overhead-ms", type=float, metavar="MS",
@@ -428,18 +381,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", help="served model (default: from disagg.yaml)")
     p.add_argument("--gpus-per-worker", type=int, metavar="N", help="GPUs per worker (default: from disagg.yaml)")
     p.add_argument("--tool-version", metavar="V", help="Dynamo version (default: from disagg.yaml's images)")
-    p.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY.PATH=VALUE",
-                   help="override one value of the output (YAML value), e.g. startup_delay_ms=60000; repeatable")
-    p.add_argument("--assume", action="append", default=[], dest="assumptions", metavar="TEXT",
-                   help="an assumption, in words, added to provenance.assumptions; repeatable")
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "gpu_from": args.gpu_from, "name": args.name, "description": args.description,
+        **common_options(args),
         "profile_max_num_batched_tokens": args.profile_max_num_batched_tokens, "pass_overhead_ms": args.pass_overhead_ms,
         "model_name": args.model_name, "gpus_per_worker": args.gpus_per_worker, "tool_version": args.tool_version,
-        "sets": tuple(args.sets), "assumptions": tuple(args.assumptions),
     }
 
 
