@@ -23,7 +23,7 @@ from replaylib.record import read_recording
 from replaylib.scenario import LoadedScenario, ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
-SYSTEM_FILE = REPO / "systems" / "h100_sxm.yaml"
+SYSTEM_FILE = REPO / "systems" / "h100_sxm_analytic.yaml"  # analytic: these tests reason about its pass times
 MIN_CAP, MAX_CAP = 200.0, 700.0  # systems/h100_sxm.yaml gpu.min_cap_w / max_cap_w
 GPUS = 2  # gpus_per_worker
 

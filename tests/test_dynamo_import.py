@@ -3,7 +3,6 @@ faithfully the fleet reproduces the profile it came from."""
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,17 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from replaylib.cli import build_parser
 from replaylib.scenario import load_system
 from replaylib.sim.calibration import check_grid, decode_step_ms, prefill_ttft_ms, render_systems_table
-from replaylib.timing.importers import SystemsImportError, import_system, importers, render_system
+from replaylib.timing.importers import SystemsImportError, import_system, importers
+from systems_helpers import rebuild_from_provenance
 
 np = pytest.importorskip("numpy", reason="reading Dynamo NPZ profiles needs numpy (pip install 'replaylib[profiles]')")
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO.parent / "shared" / "profiles" / "dynamo_h200_tp1p_tp1d"
 SHIPPED = REPO / "systems" / "h200_llama8b_dynamo.yaml"
-H200 = REPO / "systems" / "h200_sxm.yaml"
+H200 = REPO / "systems" / "h200_sxm_analytic.yaml"
 
 
 def need_profile() -> Path:
@@ -178,21 +177,10 @@ def test_profile_without_deployment_needs_model_name_and_version(tmp_path: Path)
 # -- the shipped system ---------------------------------------------------------------------------
 
 
-def _rebuild_from_provenance(path: Path) -> str:
-    """Parse the file's own provenance.call with the CLI's parser and build the file again (not written)."""
-    from replaylib.timing.importers.dynamo import build
-
-    call = load_system(path).provenance.call
-    argv = shlex.split(call)
-    assert argv[:3] == ["python", "-m", "replaylib"]
-    args = build_parser().parse_args(argv[3:])
-    return render_system(build(args.source, args.out, **importers()[args.importer].options(args)))
-
-
 def test_shipped_dynamo_system_regenerates_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
     need_profile()
     monkeypatch.chdir(REPO)  # the call's paths are relative to the repository root
-    assert _rebuild_from_provenance(SHIPPED) == SHIPPED.read_text()
+    assert rebuild_from_provenance(SHIPPED) == SHIPPED.read_text()
 
 
 def test_fleet_reproduces_the_dynamo_profile_points() -> None:

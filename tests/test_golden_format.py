@@ -200,11 +200,12 @@ def test_diff_against_a_golden_file(g3_run: Path, tmp_path: Path, capsys: pytest
 
 
 def test_two_seeds_of_a_catalog_scenario_decide_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The noise moves every observation; sla@1's decisions on g3 do not move with it (aic@2's caps do:
+    """The noise moves every observation; sla@1's decisions on node_loss do not move with it (aic@2's caps do:
     it picks them in 25 W steps from the noisy power it observes, and the diff says so)."""
     base, other = tmp_path / "seed7.arrow", tmp_path / "seed8.arrow"
-    replay(load_scenario(G3), out=base, planner="sla@1")
-    replay(load_scenario(G3), out=other, planner="sla@1", seed=8)
+    node_loss = load_scenario(REPO / "scenarios" / "node_loss.yaml")
+    replay(node_loss, out=base, planner="sla@1")
+    replay(node_loss, out=other, planner="sla@1", seed=8)
     g3_run = base
     assert main(["diff", str(g3_run), str(other)]) == 0
     out = capsys.readouterr().out

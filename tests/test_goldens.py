@@ -64,5 +64,9 @@ def test_testbed_golden(path: Path, replay_golden) -> None:  # noqa: ANN001 - pl
 
 @pytest.mark.parametrize("planner", ["sla@1", "power@1", "aic@1"])
 def test_golden_planner_versions(planner: str, replay_golden) -> None:  # noqa: ANN001 - plugin fixture
-    """Every built-in planner version keeps a golden on the default scenario, so version diffs stay reviewable."""
-    replay_golden(REPO / "scenarios" / "default.yaml", planner=planner)
+    """Every built-in planner version keeps a golden on the default scenario, so version diffs stay reviewable.
+
+    An older version may fail the scenario's assertions (aic@1, which sizes prefill for throughput, leaves
+    requests unfinished on the aiconfigurator H100): its golden records the verdicts, so a change of
+    verdict is still a golden change."""
+    replay_golden(REPO / "scenarios" / "default.yaml", planner=planner, allow_failed_assertions=True)

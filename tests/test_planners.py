@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def h100() -> System:
-    return load_system(REPO / "systems" / "h100_sxm.yaml")
+    return load_system(REPO / "systems" / "h100_sxm_analytic.yaml")
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -322,7 +322,7 @@ def test_record_without_arguments_runs_the_default_scenario(default_run, tmp_pat
     written = tmp_path / "recordings" / "default__aic_v2.arrow"
     assert written.read_bytes() == default_out.read_bytes()  # same inputs, same bytes as the library call
     lines = out.splitlines()
-    assert lines[0] == "PASS 4/4 assertions | SLA attainment 76.81% (TTFT 76.81%, ITL 90.91%) | budget kept: peak 59.7% of 6,000 W"
+    assert lines[0] == "PASS 4/4 assertions | SLA attainment 79.96% (TTFT 79.96%, ITL 100.00%) | budget kept: peak 58.5% of 5,000 W"
     assert lines[1].startswith("scenario default (") and "planner aic@2" in lines[1] and "seed 7" in lines[1]
     assert "41 ticks" in lines[2] and "stopped" not in lines[2]
     assert any(line.split() == ["requests", "arrived", "4,640"] for line in lines)

@@ -26,7 +26,7 @@ from replaylib.trace.model import Request
 from sim_helpers import hand_system
 
 ROOT = Path(__file__).resolve().parents[1]
-H100 = load_system(ROOT / "systems" / "h100_sxm.yaml")
+H100 = load_system(ROOT / "systems" / "h100_sxm_analytic.yaml")
 
 
 TINY = hand_system()

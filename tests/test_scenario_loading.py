@@ -191,7 +191,7 @@ def test_bad_system_file_names_key(tmp_path: Path) -> None:
     p.write_text(text)
     with pytest.raises(ScenarioError, match=r"bad.yaml: gpu: expected min_cap_w <= max_cap_w"):
         load_system(p)
-    p.write_text((REPO / "systems" / "h100_sxm.yaml").read_text().replace("base_ms: 14.0", "base_ms: slow"))
+    p.write_text((REPO / "systems" / "h100_sxm_analytic.yaml").read_text().replace("base_ms: 14.0", "base_ms: slow"))
     with pytest.raises(ScenarioError, match=r"timing.decode.base_ms: expected a number, got 'slow'"):
         load_system(p)
 

@@ -56,7 +56,7 @@ from replaylib.timing.table import default_pass_overhead_ms
 from replaylib.trace.model import Request
 
 ROOT = Path(__file__).resolve().parents[1]
-H100 = load_system(ROOT / "systems" / "h100_sxm.yaml")
+H100 = load_system(ROOT / "systems" / "h100_sxm_analytic.yaml")
 FINAL_MS = 1e12  # "run to the end"
 REL, ABS = 1e-9, 1e-6
 

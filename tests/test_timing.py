@@ -32,7 +32,7 @@ from replaylib.timing import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-H100_TEXT = (REPO / "systems" / "h100_sxm.yaml").read_text()
+H100_TEXT = (REPO / "systems" / "h100_sxm_analytic.yaml").read_text()
 
 TABLE = {
     "model": "table",
