@@ -335,8 +335,10 @@ def test_record_without_arguments_runs_the_default_scenario(default_run, tmp_pat
 def test_record_planner_override(default_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, _, _, aic = default_run
     out = tmp_path / "sla.arrow"
-    assert main(["record", "--scenario", str(DEFAULT), "--planner", "sla@1", "--out", str(out), "--quiet"]) == 0
+    # sla@1 knows no power budget: it keeps the default's requests flowing but breaks its 5 kW budget assertions
+    assert main(["record", "--scenario", str(DEFAULT), "--planner", "sla@1", "--out", str(out), "--quiet"]) == 1
     text = capsys.readouterr().out
+    assert "FAIL  [2] the planner stays within the 5 kW budget by itself" in text and "PASS  [1]" in text
     assert "planner sla@1" in text.splitlines()[1] and "aic" not in text
     assert recording_metadata(out).planner == "sla@1"
     sla = tick_rows(read_recording(out))
