@@ -8,6 +8,7 @@ ticks its window names and on no other.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _fleet(rows: list[Request], frontend: Frontend, closed_loop: ClosedLoop | No
 
 def test_a_frontend_fault_rejects_exactly_the_arrivals_in_its_window() -> None:
     rows = [req(100.0 * i, 50, 2) for i in range(300)]  # one request every 100 ms for 30 s
-    front = Frontend([FaultWindow(10_000.0, 20_000.0, 1.0)], seed=1)
+    front = Frontend([FaultWindow(10_000.0, 20_000.0, 1.0)], rng=random.Random(1))
     fleet, outs = _fleet(rows, front)
     snap = fleet.advance_to(60_000.0)
     passed = sorted(outs)
@@ -77,7 +78,7 @@ def test_a_fractional_fault_is_seeded_and_deterministic() -> None:
     rows = [req(10.0 * i, 50, 2) for i in range(2000)]
 
     def rejected(seed: int) -> list[int]:
-        front = Frontend([FaultWindow(0.0, 20_000.0, 0.67)], seed=seed)
+        front = Frontend([FaultWindow(0.0, 20_000.0, 0.67)], rng=random.Random(seed))
         fleet, outs = _fleet(rows, front)
         fleet.advance_to(60_000.0)
         return [i for i in range(2000) if i not in outs]
@@ -89,7 +90,7 @@ def test_a_fractional_fault_is_seeded_and_deterministic() -> None:
 
 def test_admission_control_sheds_beyond_its_rate_and_counts_it() -> None:
     rows = [req(100.0 * i, 50, 2) for i in range(200)]  # 10 requests/s for 20 s
-    front = Frontend([], seed=0)
+    front = Frontend([], rng=random.Random(0))
     front.set_admission(2.0, 0.0)  # 2 requests/s, a bucket of 2
     fleet, outs = _fleet(rows, front)
     snap = fleet.advance_to(60_000.0)
@@ -108,7 +109,7 @@ def test_a_rejected_session_turn_ends_its_session() -> None:
         msgspec.structs.replace(req(4_000, 100, 5), session_id="b", delay=10),  # never sent: its session failed
         msgspec.structs.replace(req(5_000, 100, 5), session_id="a", delay=10),  # its session is fine
     ]
-    front = Frontend([FaultWindow(1_500.0, 2_500.0, 1.0)], seed=0)
+    front = Frontend([FaultWindow(1_500.0, 2_500.0, 1.0)], rng=random.Random(0))
     fleet, outs = _fleet(rows, front, closed_loop=ClosedLoop(lookahead_ms=1_000.0))
     snap = fleet.advance_to(60_000.0)
     assert {i: o.status for i, o in outs.items()} == {0: "completed", 2: "abandoned", 3: "completed"}

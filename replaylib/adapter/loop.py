@@ -214,7 +214,7 @@ class _Replay:
         faults = [e for e in sc.events if isinstance(e, FrontendFault)]
         self.frontend = Frontend(
             [FaultWindow(e.at_s * 1000.0, _INF if e.duration_s is None else (e.at_s + e.duration_s) * 1000.0, e.fraction) for e in faults],
-            self.seed,
+            signal_rng(self.seed, "frontend"),
         )
         #: the frontend's counters are recorded (else null) when a fault or admission control can touch it
         self.has_frontend = bool(faults) or sc.planner.admission_control == "auto"

@@ -96,12 +96,6 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     last_actuation: Actuation = "ok"
     #: injected fault for planners with an optimiser: "raise" (it raises) or "empty" (no feasible point)
     optimizer_fault: Literal["raise", "empty"] | None = None
-    #: every worker (starting, active, draining) at the tick's snapshot, prefill workers first, then
-    #: decode, each in creation order (worker ids are unique across roles); taken
-    #: before the tick's scenario events, so a worker lost to a ``node_down`` firing at this tick is
-    #: still listed while the role counts above no longer include it (as a live planner's last
-    #: forward-pass report outlives a vanished pod).  Empty when built by hand without workers.
-    workers: tuple[WorkerObs, ...] = ()
     #: requests the frontend refused in the window (they are not in ``arrivals``): an injected
     #: frontend fault's 5xx plus those shed by admission control; ``shed``: the latter alone
     rejected: int = 0
@@ -110,6 +104,12 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     admission_rps: float | None = None
     #: the model deployment card (None: unavailable, e.g. under an ``mdc_unavailable`` fault)
     model: ModelCard | None = None
+    #: every worker (starting, active, draining) at the tick's snapshot, prefill workers first, then
+    #: decode, each in creation order (worker ids are unique across roles); taken
+    #: before the tick's scenario events, so a worker lost to a ``node_down`` firing at this tick is
+    #: still listed while the role counts above no longer include it (as a live planner's last
+    #: forward-pass report outlives a vanished pod).  Empty when built by hand without workers.
+    workers: tuple[WorkerObs, ...] = ()
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):

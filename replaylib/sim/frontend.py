@@ -21,8 +21,10 @@ Two reasons to reject, checked in this order:
 * **a frontend fault** (:class:`~replaylib.scenario.model.FrontendFault`): a
   request arriving inside a fault's window ``[at_s, at_s + duration_s)`` is
   rejected (HTTP 5xx) with probability ``fraction`` (the largest fraction when
-  windows overlap), by one seeded draw per request arriving in a window, in
-  arrival order: deterministic for a seed, independent of every other stream.
+  windows overlap), by one draw of the frontend's own random stream (the
+  ``rng`` it is given; the adapter's is ``signal_rng(seed, "frontend")``) per
+  request arriving in a window, in arrival order: deterministic for a seed,
+  independent of every other stream.
 
 Closed-loop sessions: a rejected turn ends like a dropped one — the source is told
 it failed, so the rest of its session is abandoned (``docs/fleet_model.md``,
@@ -31,7 +33,6 @@ it failed, so the rest of its session is abandoned (``docs/fleet_model.md``,
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Iterable
@@ -52,18 +53,12 @@ class FaultWindow:
         self.start_ms, self.end_ms, self.fraction = float(start_ms), float(end_ms), float(fraction)
 
 
-def frontend_rng(seed: int) -> random.Random:
-    """The frontend's own random stream (like the overlay's per-signal streams, keyed by name)."""
-    digest = hashlib.sha256(f"replaylib:{seed}:frontend".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 class Frontend:
     """Rejects arrivals under a fault or beyond the admission limit (module docstring)."""
 
-    def __init__(self, faults: Iterable[FaultWindow], seed: int) -> None:
+    def __init__(self, faults: Iterable[FaultWindow], rng: random.Random) -> None:
         self._faults = sorted(faults, key=lambda f: (f.start_ms, f.end_ms))
-        self._rng = frontend_rng(seed)
+        self._rng = rng
         self._rate: float | None = None
         self._tokens = 0.0
         self._depth = 0.0
@@ -170,4 +165,4 @@ class _GatedArrivals:
         return self._src.held(now)
 
 
-__all__ = ["ADMISSION_BURST_S", "FaultWindow", "Frontend", "frontend_rng"]
+__all__ = ["ADMISSION_BURST_S", "FaultWindow", "Frontend"]
