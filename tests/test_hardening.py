@@ -272,6 +272,7 @@ ANSWERS: dict[str, str] = {
     "list_diagnostic": "field c_ttft", "reason_not_text": "field reason", "not_a_decision": "returned dict",
     "reason_an_essay": "field reason", "exits": "raised at tick 3: SystemExit: 0",
     "raises": "raised at tick 3: RuntimeError: the planner's own bug",
+    "zero_admission": "field admission_rps", "nan_admission": "field admission_rps",
 }
 
 

@@ -142,6 +142,8 @@ def test_b11_conserves_every_request(tmp_path: Path) -> None:
     assert last["arrived"] == sum(1 for _ in read_trace(loaded.trace_path))
     assert last["rejected"] > 0
     assert df.filter((pl.col("kind") == "fault") & (pl.col("event") == "frontend_fault"))["tick"].to_list() == [0]
+    again = replay(loaded, out=tmp_path / "b11_again.arrow").path
+    assert Path(again).read_bytes() == (tmp_path / "b11.arrow").read_bytes()  # same inputs and seed: the same bytes
 
 
 def test_aic_admits_only_what_its_plan_serves() -> None:
@@ -197,3 +199,20 @@ def test_a_window_cross_mixes_latency_summaries(tmp_path: Path, baseline: pl.Dat
     ticks = _ticks(tmp_path, "cross_ttft", events=[{"type": "prom_window_cross", "at_s": 1260, "signals": ["ttft"], "weight_old": 0.5}])
     assert _differs(ticks, baseline, "obs_ttft_ms") == [20]
     assert ticks["obs_ttft_ms"][20] == pytest.approx(0.5 * baseline["obs_ttft_ms"][19] + 0.5 * baseline["obs_ttft_ms"][20])
+
+
+def test_aic_sheds_at_the_frontend_only_what_a_budget_limited_plan_cannot_serve(tmp_path: Path) -> None:
+    """g3_tight_budget's budget cannot serve its load: with admission control aic admits what its plan
+    serves, so the requests it lets in meet their SLA far more often; without it, nothing is shed."""
+    kpis, ticks = {}, {}
+    for mode in ("off", "auto"):
+        result = replay(load_scenario("g3_tight_budget", overrides={"planner.admission_control": mode}), out=tmp_path / f"{mode}.arrow")
+        kpis[mode] = result.kpis
+        ticks[mode] = read_recording(result.path).filter(pl.col("kind") == "tick")
+    assert kpis["off"].rejected is None and ticks["off"]["admission_rps"].null_count() == ticks["off"].height
+    on = ticks["auto"]
+    limited = on.filter(pl.col("admission_rps").is_not_null())
+    assert limited.height > 0 and (limited["admission_rps"] < limited["predicted_rate"]).all()  # below the offered rate
+    assert on["shed"][-1] == on["rejected"][-1] > 0
+    assert (on["completed"] + on["dropped"] + on["in_flight"] + on["rejected"] == on["arrived"]).all()
+    assert kpis["auto"].sla_attainment > kpis["off"].sla_attainment + 0.2
