@@ -35,6 +35,8 @@ BAD_ANSWERS: dict[str, dict[str, Any]] = {
     "list_diagnostic": {"c_ttft": [1.0]},
     "reason_not_text": {"reason": 7},
     "reason_an_essay": {"reason": "because " * 100},
+    "zero_admission": {"admission_rps": 0.0},
+    "nan_admission": {"admission_rps": math.nan},
 }
 
 

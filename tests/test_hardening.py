@@ -214,6 +214,35 @@ SCENARIOS: dict[str, tuple[str | bytes, list[str]]] = {
                                      ["s.yaml: trace.limit"]),
     "a Python tag": (SCENARIO + "description: !!python/object:os.system x\n", ["s.yaml", "line 5", "constructor"]),
     "a list as a key": (SCENARIO + "? [a, b]\n: 1\n", ["s.yaml", "a key must be a plain value"]),
+    **{f"a {kind} window past the replay's end": (
+        SCENARIO + f"ticks: 10\nevents: [{{type: {kind}, at_s: 50, duration_s: 60{extra}}}]\n",
+        ["s.yaml: events[0].duration_s", "ends at 110 s, after the replay's end at 100 s (10 ticks x 10 s)", "expected at most 50"])
+        for kind, extra in (("actuation_fault", ", mode: rbac_denied"), ("prom_outage", ", signals: [ttft]"),
+                            ("prom_stale", ", signals: [ttft], lag_ticks: 2"), ("frontend_fault", ", fraction: 0.5"),
+                            ("mdc_unavailable", ""), ("bias_ramp", ", signal: ttft_bias, delta: 5"),
+                            ("bias_sine", ", signal: ttft_bias, amplitude: 5, period_s: 20"))},
+    **{f"{kind} ticks past the replay's end": (
+        SCENARIO + f"ticks: 10\nevents: [{{type: {kind}, at_s: 75, ticks: 4{extra}}}]\n",
+        ["s.yaml: events[0].ticks", "4 ticks from 75 s last until tick 10, after the replay's last tick 9", "expected at most 3"])
+        for kind, extra in (("optimizer_failure", ""), ("prom_window_cross", ", signals: [power_decode]"))},
+    "an event after the replay's end": (SCENARIO + "ticks: 10\nevents: [{type: node_down, at_s: 101, role: decode}]\n",
+                                        ["s.yaml: events[0].at_s", "expected at most 100 (the replay ends at tick 9, 10 x 10 s), got 101"]),
+    "unknown fault kind": (SCENARIO + "events: [{type: frontend_outage, at_s: 1, fraction: 0.5}]\n",
+                           ["s.yaml: events[0].type", "'frontend_fault'", "got 'frontend_outage'"]),
+    "unknown signal": (SCENARIO + "events: [{type: prom_window_cross, at_s: 1, signals: [gpu_temp]}]\n",
+                       ["s.yaml: events[0].signals[0]", "expected one of 'itl', 'power_decode', 'power_prefill', 'ttft'", "got 'gpu_temp'"]),
+    "unknown noise signal": (SCENARIO + "power: {noise: {capacty: {kind: gaussian, sigma: 0.03}}}\n",
+                             ["s.yaml: power.noise", "unknown key 'capacty'", "'capacity'"]),
+    "fraction above 1": (SCENARIO + "events: [{type: frontend_fault, at_s: 1, fraction: 1.5}]\n",
+                         ["s.yaml: events[0].fraction", "<= 1", "got 1.5"]),
+    "fraction below 0": (SCENARIO + "events: [{type: frontend_fault, at_s: 1, fraction: -0.1}]\n",
+                         ["s.yaml: events[0].fraction", ">= 0", "got -0.1"]),
+    "window-cross weight above 1": (SCENARIO + "events: [{type: prom_window_cross, at_s: 1, signals: [ttft], weight_old: 2}]\n",
+                                    ["s.yaml: events[0].weight_old", "<= 1", "got 2"]),
+    "optimiser failure count below 1": (SCENARIO + "events: [{type: optimizer_failure, at_s: 1, ticks: 0}]\n",
+                                        ["s.yaml: events[0].ticks", ">= 1", "got 0"]),
+    "unknown admission control": (SCENARIO.replace("adjustment_interval_s: 10}", "adjustment_interval_s: 10, admission_control: always}"),
+                                  ["s.yaml: planner.admission_control", "expected one of 'auto', 'off', got 'always'"]),
     "every problem at once": (
         SCENARIO.replace("sla@1", "nosuch@1").replace("decode_workers: 1}", "decode_workers: 0}")
         + "seed: -1\nevents: [{type: bias_step, at_s: -1, signal: ttft_bias, delta: 1}]\n",
@@ -243,6 +272,7 @@ ANSWERS: dict[str, str] = {
     "list_diagnostic": "field c_ttft", "reason_not_text": "field reason", "not_a_decision": "returned dict",
     "reason_an_essay": "field reason", "exits": "raised at tick 3: SystemExit: 0",
     "raises": "raised at tick 3: RuntimeError: the planner's own bug",
+    "zero_admission": "field admission_rps", "nan_admission": "field admission_rps",
 }
 
 

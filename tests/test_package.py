@@ -17,6 +17,7 @@ import pytest
 
 from replaylib.cli import main
 from replaylib.data import (
+    _MAX_LISTED,
     CatalogError,
     SearchPath,
     bundled_dir,
@@ -78,8 +79,10 @@ def test_unknown_scenario_lists_the_known_ones_and_suggests_the_nearest() -> Non
     text = str(info.value)
     # the nearest name comes first (the testbed catalog adds further, less close, suggestions after it)
     assert "unknown scenario 'g1_decod_drift'; did you mean g1_decode_drift" in text
-    known = ", ".join(e.name for e in scenario_entries(EMPTY))
-    assert f"Known: {known}." in text and "REPLAYLIB_SCENARIO_PATH" in text
+    names = [e.name for e in scenario_entries(EMPTY)]
+    known = ", ".join(names)
+    listed = known if len(names) <= _MAX_LISTED else ", ".join(names[:_MAX_LISTED]) + f", ... ({len(names)} in all)"
+    assert f"Known: {listed}." in text and "REPLAYLIB_SCENARIO_PATH" in text
     assert known.startswith("budget_shrink, closed_loop_sessions, default, ") and "sweeps" not in known  # a sweep file is no scenario
     with pytest.raises(CatalogError, match=r"no such scenario file; did you mean the scenario named g3_tight_budget"):
         find_scenario("elsewhere/g3_tight_budgt.yaml", EMPTY)

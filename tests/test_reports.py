@@ -73,7 +73,7 @@ def test_show_json_is_the_summary_and_record_json_prints_the_same(recs, tmp_path
 def test_the_summary_of_a_replay_equals_the_summary_read_back_from_its_recording(tmp_path: Path) -> None:
     # record prints summarize_replay (the rows as recorded, no read-back); show prints summarize (read back)
     failing = tmp_path / "failing.yaml"
-    failing.write_text(f"extends: {REPO / 'scenarios' / 'g1_decode_drift.yaml'}\nname: failing_g1\nticks: 12\nassertions:\n"
+    failing.write_text(f"extends: {REPO / 'scenarios' / 'g1_decode_drift.yaml'}\nname: failing_g1\nticks: 25\nassertions:\n"
                        "  - {always: true, field: decode_active, op: '<=', value: 0, description: impossible}\n")
     for scenario in ("g1_decode_drift", failing):
         result = replay(load_scenario(scenario), out=tmp_path / "r.arrow")

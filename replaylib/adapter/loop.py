@@ -9,14 +9,18 @@ For every tick (``docs`` in ../shared/DESIGN.md, "The tick loop"):
 2. The overlay turns the snapshot into power and latency readings (with bias
    and noise); the metrics source stores them.
 3. Scenario events due by ``now`` fire (bias, budget changes, actuation
-   faults, node loss/recovery, metrics outage/staleness, optimiser failures);
-   each firing is recorded.
+   faults, node loss/recovery, metrics outage/staleness/window crossing,
+   optimiser failures, model-card outages, frontend faults); each firing is
+   recorded.  A frontend fault acts on the requests that arrive inside its
+   window, as they arrive (``replaylib.sim.frontend``); its row is recorded at
+   the first tick at or after its start.
 4. The planner gets an :class:`Observation` (through the metrics source: a
    signal may be missing or stale) and returns a :class:`Decision`.
 5. The budget clamp: if the decision's provisioned power (replicas x GPUs x
    caps) exceeds the budget, the caps are lowered uniformly until it fits (a
    facility-level guard, not planning; ``budget_clamped`` records it).
-6. The actuator applies replicas and caps, or fails to under an injected fault.
+6. The actuator applies replicas and caps, or fails to under an injected fault;
+   the frontend takes the decision's admission limit (``admission_control: auto``).
 7. The recorder appends the tick (and scale/cap/fault/sweep rows).
 
 The loop ends when the trace is drained and the fleet is idle, or after the
@@ -37,8 +41,9 @@ from replaylib import __version__
 from replaylib.errors import ReplaylibError
 from replaylib.limits import MAX_TICKS, LimitError
 from replaylib.planner.answers import check_decision, check_first_tick
-from replaylib.planner.protocol import Decision, Observation, Planner, PlannerContext, PlannerError, RoleObs
+from replaylib.planner.protocol import Decision, ModelCard, Observation, Planner, PlannerContext, PlannerError, RoleObs
 from replaylib.power import MetricsSource, Overlay, Readings
+from replaylib.power.signals import Noise, signal_rng
 from replaylib.record import EventRow, RecordingWriter
 from replaylib.record.kpis import KpiAccumulator, Kpis
 from replaylib.record.meta import RecordingMeta, encode_overrides, parse_metadata
@@ -53,15 +58,19 @@ from replaylib.scenario.model import (
     BiasSine,
     BiasStep,
     BudgetChange,
+    FrontendFault,
+    MdcUnavailable,
     NodeDown,
     NodeUp,
+    NoiseSpec,
     OptimizerFailure,
     PromOutage,
     PromStale,
+    PromWindowCross,
     Scenario,
 )
 from replaylib.scenario.system import System, system_file_hash
-from replaylib.sim import ClosedLoop, Fleet, Snapshot
+from replaylib.sim import ClosedLoop, FaultWindow, Fleet, Frontend, Snapshot
 from replaylib.sim.metrics import LatencyStats, RoleCounts
 from replaylib.timing import PowerModel, RangeReport, TimingModel, power_model
 from replaylib.trace import Request, read_trace
@@ -202,8 +211,15 @@ class _Replay:
         closed = None
         if self.trace_mode == "closed_loop":
             closed = ClosedLoop(lookahead_ms=sc.trace.session_lookahead_s * 1000.0, session_timeout_ms=sc.trace.session_timeout_s * 1000.0)
+        faults = [e for e in sc.events if isinstance(e, FrontendFault)]
+        self.frontend = Frontend(
+            [FaultWindow(e.at_s * 1000.0, _INF if e.duration_s is None else (e.at_s + e.duration_s) * 1000.0, e.fraction) for e in faults],
+            signal_rng(self.seed, "frontend"),
+        )
+        #: the frontend's counters are recorded (else null) when a fault or admission control can touch it
+        self.has_frontend = bool(faults) or sc.planner.admission_control == "auto"
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power,
-                           closed_loop=closed)
+                           closed_loop=closed, frontend=self.frontend)
         ctx = planner_context(loaded, self.seed, timing=timing, power=power)
         #: a planner loaded from a spec belongs to this replay, which closes it at the end
         self.owns_planner = planner is None or isinstance(planner, str)
@@ -229,6 +245,10 @@ class _Replay:
         self.pending = sorted(enumerate(sc.events), key=lambda ie: (ie[1].at_s, ie[0]))
         self.actuation_fault: tuple[str, float] | None = None  # (mode, until ms)
         self.optimizer_fault: tuple[str, int] | None = None  # (mode, ticks left)
+        self.mdc_until = -_INF  # the model card is unavailable while now < this (ms)
+        #: the relative error of the KV capacity the model card reports (one draw per tick, outage or not)
+        self.capacity_noise = Noise(sc.power.noise.get("capacity", NoiseSpec()), signal_rng(self.seed, "capacity"))
+        self.card: ModelCard | None = None
         self.last_actuation = "ok"
         self.reversals = ReversalCounter()
         #: the caps the planner last asked for (a decision without caps keeps them); re-applied
@@ -413,14 +433,33 @@ class _Replay:
                 self.source.start_stale(list(ev.signals), ev.lag_ticks, until)
             elif isinstance(ev, OptimizerFailure):
                 self.optimizer_fault = (ev.mode, ev.ticks)
+            elif isinstance(ev, MdcUnavailable):
+                self.mdc_until = until
+            elif isinstance(ev, PromWindowCross):
+                self.source.start_window_cross(list(ev.signals), ev.weight_old, ev.ticks)
+            # a frontend fault needs no state here: the frontend reads its window by arrival time
             # bias events need no state here: the overlay reads them by time
             rows.append(EventRow(kind="fault", seq=0, tick=tick, now_ms=now, event=ev.__struct_config__.tag, detail=f"events[{index}] {detail}"))  # type: ignore[arg-type]
         return rows
 
     # -- observation and decision -----------------------------------------------------------
 
+    def _model_card(self, now: float) -> ModelCard | None:
+        """The model deployment card as the planner reads it: its KV capacity with the capacity noise
+        (relative), None while an ``mdc_unavailable`` fault lasts."""
+        error = self.capacity_noise.draw()
+        if now < self.mdc_until:
+            return None
+        return ModelCard(
+            context_length=self.system.model.context_length,
+            kv_capacity_tokens=max(1, round(self.system.kv.capacity_tokens * (1.0 + error))),
+            max_num_batched_tokens=self.scenario.fleet.max_num_batched_tokens,
+        )
+
     def _observe(self, tick: int, now: float, snap: Snapshot, counts: tuple[RoleCounts, RoleCounts]) -> Observation:
         w = snap.window
+        self.card = self._model_card(now)
+        rejected, shed = self.frontend.take_window()
         fault = None
         if self.optimizer_fault is not None:
             mode, left = self.optimizer_fault
@@ -443,6 +482,10 @@ class _Replay:
             last_actuation=self.last_actuation,  # type: ignore[arg-type]
             optimizer_fault=fault,  # type: ignore[arg-type]
             workers=snap.workers,
+            rejected=rejected,
+            shed=shed,
+            admission_rps=self.frontend.admission_rps,
+            model=self.card,
         )
 
     def _role_obs(self, snap: Snapshot, role: str, counts: RoleCounts, cap: float) -> RoleObs:
@@ -553,6 +596,8 @@ class _Replay:
                                   target_cap_prefill_w=d.cap_prefill_w, target_cap_decode_w=d.cap_decode_w,
                                   projected_w=d.projected_w))
         self.last_actuation = actuation
+        if self.scenario.planner.admission_control == "auto":
+            self.frontend.set_admission(d.admission_rps, now)
         if d.projected_w is None:  # optional for a planner: the adapter fills it from the decision, and says so
             d = msgspec.structs.replace(d, projected_w=self.power.provisioned_w(d.n_prefill, d.n_decode, want_p, want_d))
             filled = True
@@ -597,10 +642,13 @@ class _Replay:
             obs_ttft_ms=obs_ttft.mean_ms if obs_ttft is not None else None,
             obs_itl_ms=obs_itl.mean_ms if obs_itl is not None else None,
             ttft_violation=_above(ttft, sla.ttft_ms), itl_violation=_above(itl, sla.itl_ms),
-            reason=d.reason, actuation=actuation,
+            obs_kv_capacity_tokens=self.card.kv_capacity_tokens if self.card is not None else None,
+            reason=d.reason, actuation=actuation, admission_rps=d.admission_rps,
             oscillations=self.reversals.update({"prefill": d.n_prefill, "decode": d.n_decode}),
-            arrived=snap.arrived, completed=snap.completed, dropped=snap.dropped, in_flight=snap.in_flight,
+            arrived=snap.arrived + self.frontend.rejected, completed=snap.completed, dropped=snap.dropped, in_flight=snap.in_flight,
             preemptions=snap.preemptions,
+            rejected=self.frontend.rejected if self.has_frontend else None,
+            shed=self.frontend.shed if self.has_frontend else None,
             turns_held=snap.turns_held if self.trace_mode == "closed_loop" else None,
             turns_abandoned=snap.turns_abandoned if self.trace_mode == "closed_loop" else None,
         )

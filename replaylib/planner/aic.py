@@ -90,7 +90,7 @@ from replaylib.planner.capacity import (
     utilization_ceiling,
     worker_power_w,
 )
-from replaylib.planner.common import RoleSizing, Workload, ceil_need, clamp, cut_to_fit
+from replaylib.planner.common import RoleSizing, Sizing, Workload, ceil_need, clamp, cut_to_fit
 from replaylib.planner.power import PowerPlanner
 from replaylib.planner.protocol import Decision, Observation, PlannerContext, RoleObs
 from replaylib.scenario.system import System
@@ -102,6 +102,8 @@ CAP_STEP_W = 25.0
 CAP_SWITCH_MIN_GAIN = 0.02
 #: aic@2: the lowest prefill utilisation its latency sizing will plan for.
 AIC2_MIN_UTILIZATION = 0.5
+#: The lowest admission limit aic sets (requests/s): admission control never shuts the frontend.
+ADMISSION_MIN_RPS = 0.01
 
 
 class OptimizerError(Exception):
@@ -400,7 +402,7 @@ class AicPlanner(PowerPlanner):
         """Every table cap where a batch of one meets ``itl_ms / c_itl`` (none: the max cap)."""
         target = self.config.itl_ms / self.c_itl
         ok = [r for r in self.table.rows
-              if decode_point(self.models, wl.isl, wl.osl, r.cap_w, target, self.settings.max_num_seqs).batch >= 1]
+              if decode_point(self.models, wl.isl, wl.osl, r.cap_w, target, self.settings.max_num_seqs, self.kv_capacity()).batch >= 1]
         rows = ok or [self.table.rows[-1]]
         return [self._option(self.decode_sizing(wl, r.cap_w), r.decode_power_w, self.c_power_d) for r in rows]
 
@@ -419,6 +421,22 @@ class AicPlanner(PowerPlanner):
         if best is None:
             return None
         return self._keep_current(prefill, decode, lim, best)
+
+    # -- admission control --------------------------------------------------------------------
+
+    def admission_limit(self, wl: Workload | None, sizing: Sizing | None, n_p: int, n_d: int) -> float | None:
+        """With ``admission_control: auto``: when the plan cannot serve the predicted offered load
+        (the budget or the GPU limit cut it), admit only the share it serves,
+        ``served · rate`` with ``served = min(1, n_p / need_p, n_d / need_d)``, so the excess is shed
+        at the frontend instead of queueing until every request misses its SLA; otherwise no limit.
+        The limit follows the fleet's capacity, never the admitted rate (that would lock a fault's
+        losses in: a planner only sees what it admitted)."""
+        if self.config.admission_control != "auto" or wl is None or sizing is None or wl.rate <= 0.0:
+            return None
+        served = min(1.0, sizing.prefill.served(n_p), sizing.decode.served(n_d))
+        if served >= 1.0 - 1e-9:
+            return None
+        return max(served * wl.rate, ADMISSION_MIN_RPS)
 
     def _keep_current(self, prefill: list[RoleOption], decode: list[RoleOption], lim: Limits, best: Candidate) -> Candidate:
         """The caps in force instead of ``best`` when they are as good (see ``CAP_SWITCH_MIN_GAIN``)."""

@@ -68,6 +68,8 @@ def check_decision(decision: Any, *, planner: str, tick: int) -> Decision:
                                      "(replaylib.limits.MIN_TICK_INTERVAL_S)")
     for field in _DIAGNOSTICS:
         changes[field] = _number(decision, field, planner, tick, -math.inf, math.inf, "None or a finite number")
+    changes["admission_rps"] = _number(decision, "admission_rps", planner, tick, math.ulp(0.0), math.inf,
+                                       "None or a finite rate in requests/s, > 0")
     if not isinstance(decision.reason, str) or len(decision.reason) > MAX_REASON_CHARS:
         raise _bad(planner, tick, "reason", f"a short code, a string of at most {MAX_REASON_CHARS} characters", decision.reason)
     if not isinstance(decision.sweep, bool):

@@ -139,11 +139,14 @@ def decode_point(
     cap_w: float,
     itl_ms: float,
     max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+    kv_capacity_tokens: float | None = None,
 ) -> DecodePoint:
-    """The largest batch meeting ``itl_ms`` within KV capacity and ``max_num_seqs`` (see the module doc)."""
+    """The largest batch meeting ``itl_ms`` within KV capacity and ``max_num_seqs`` (see the module doc);
+    ``kv_capacity_tokens``: a worker's KV capacity as the planner knows it (None: the system's)."""
     m = as_models(system)
     ctx = max(isl, 0.0) + max(osl, 0.0) / 2.0
-    b_kv = math.floor(m.system.kv.capacity_tokens / (ctx + 1.0) + _EPS)
+    kv = m.system.kv.capacity_tokens if kv_capacity_tokens is None else kv_capacity_tokens
+    b_kv = math.floor(kv / (ctx + 1.0) + _EPS)
     # asked one past the other limits, so "itl" is named only when the target itself binds
     b_itl = m.timing.decode_max_batch(itl_ms, ctx, _speed(m, "decode", cap_w), min(b_kv, max_num_seqs) + 1)
     batch = min(b_itl, b_kv, max_num_seqs)

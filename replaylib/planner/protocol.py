@@ -61,6 +61,18 @@ class RoleObs(msgspec.Struct, frozen=True, kw_only=True):
     kv_capacity_tokens: int
 
 
+class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
+    """The model deployment card (MDC): what the serving stack publishes about the model.
+
+    ``None`` in the observation while the card is unavailable (an ``mdc_unavailable`` event);
+    ``kv_capacity_tokens`` carries the scenario's ``capacity`` noise (a relative error), as a
+    capacity estimate would."""
+
+    context_length: int | None  #: the model's context window in tokens (None: the system does not say)
+    kv_capacity_tokens: int  #: KV-cache capacity of one worker, in tokens
+    max_num_batched_tokens: int  #: the engine's prefill token budget per pass
+
+
 class Observation(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a planner observes at one tick (through the metrics source).
 
@@ -84,6 +96,14 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     last_actuation: Actuation = "ok"
     #: injected fault for planners with an optimiser: "raise" (it raises) or "empty" (no feasible point)
     optimizer_fault: Literal["raise", "empty"] | None = None
+    #: requests the frontend refused in the window (they are not in ``arrivals``): an injected
+    #: frontend fault's 5xx plus those shed by admission control; ``shed``: the latter alone
+    rejected: int = 0
+    shed: int = 0
+    #: the frontend's admission limit in force (requests/s; None: no admission control)
+    admission_rps: float | None = None
+    #: the model deployment card (None: unavailable, e.g. under an ``mdc_unavailable`` fault)
+    model: ModelCard | None = None
     #: every worker (starting, active, draining) at the tick's snapshot, prefill workers first, then
     #: decode, each in creation order (worker ids are unique across roles); taken
     #: before the tick's scenario events, so a worker lost to a ``node_down`` firing at this tick is
@@ -116,6 +136,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     c_power_d: float | None = None
     projected_w: float | None = None  #: replicas x GPUs x cap, both roles (the power model's ``provisioned_w``); None: the adapter fills it
     sweep: bool = False  #: the planner re-optimised its operating point this tick
+    #: the frontend's admission limit to apply (requests/s; None: no limit); honoured with
+    #: ``planner.admission_control: auto`` (``replaylib.sim.frontend``), ignored otherwise
+    admission_rps: float | None = None
 
 
 class PlannerContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -119,6 +119,8 @@ class SlaPlanner:
         self._last_sizing: Sizing | None = None
         self.c_ttft = 1.0
         self.c_itl = 1.0
+        #: the model card's KV capacity per worker, last known (None: never seen; the system's is used)
+        self.known_kv_capacity: int | None = None
 
     # -- the tick -------------------------------------------------------------------------
 
@@ -130,8 +132,14 @@ class SlaPlanner:
     # -- prediction -----------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> None:
-        """Feed the predictors (``None`` readings are skipped by the predictors)."""
-        self._rate.observe(obs.request_rate)
+        """Feed the predictors (``None`` readings are skipped by the predictors).
+
+        The rate is the *offered* one: requests the frontend refused (``obs.rejected``) count, so a
+        frontend fault or admission control is not mistaken for a drop in load.  The model card's KV
+        capacity is remembered; while the card is unavailable the last known one stays in use."""
+        self._rate.observe(offered_rate(obs))
+        if obs.model is not None:
+            self.known_kv_capacity = obs.model.kv_capacity_tokens
         self._isl.observe(obs.mean_isl)
         self._osl.observe(obs.mean_osl)
         if obs.prefix_hit_rate is not None:
@@ -219,10 +227,15 @@ class SlaPlanner:
 
     def decode_sizing(self, wl: Workload, cap_w: float) -> RoleSizing:
         itl_target = self.config.itl_ms / self.c_itl
-        point = decode_point(self.models, wl.isl, wl.osl, cap_w, itl_target, self.settings.max_num_seqs)
+        point = decode_point(self.models, wl.isl, wl.osl, cap_w, itl_target, self.settings.max_num_seqs, self.kv_capacity())
         if point.batch == 0:
             point = decode_point_at_batch(self.models, wl.isl, wl.osl, cap_w, 1)
         return RoleSizing(cap_w=cap_w, demand=wl.decode_demand, per_worker=point.tokens_per_s)
+
+    def kv_capacity(self) -> float:
+        """A decode worker's KV capacity to size with: the model card's, last known; before any card,
+        the system's (what the deployment was configured with)."""
+        return float(self.known_kv_capacity) if self.known_kv_capacity is not None else float(self.system.kv.capacity_tokens)
 
     def size(self, wl: Workload, cap_p: float, cap_d: float) -> Sizing:
         return Sizing(prefill=self.prefill_sizing(wl, cap_p), decode=self.decode_sizing(wl, cap_d))
@@ -317,7 +330,12 @@ class SlaPlanner:
             c_power_d=c_power_d,
             projected_w=self.projected_w(n_p, n_d, caps),
             sweep=sweep,
+            admission_rps=self.admission_limit(wl, sizing, n_p, n_d),
         )
+
+    def admission_limit(self, wl: Workload | None, sizing: Sizing | None, n_p: int, n_d: int) -> float | None:
+        """The frontend admission limit to ask for (``sla@1``/``power@1``: none)."""
+        return None
 
     def c_power(self) -> tuple[float | None, float | None]:
         """Power correction factors to report (``sla@1``: none)."""
@@ -355,3 +373,11 @@ class SlaPlanner:
 
 
 __all__ = ["SlaPlanner"]
+
+
+def offered_rate(obs: Observation) -> float | None:
+    """Requests per second that reached the frontend in the window: the fleet's arrivals plus those the
+    frontend refused (``obs.request_rate`` itself when it refused none)."""
+    if not obs.rejected or obs.window_s <= 0:
+        return obs.request_rate
+    return (obs.arrivals + obs.rejected) / obs.window_s

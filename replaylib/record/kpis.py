@@ -12,8 +12,10 @@ A NaN reading counts as missing.
 Definitions (``Δt`` of a tick = its ``now_ms`` minus the previous tick's; the
 first tick's ``Δt`` is its own ``now_ms``: the replay starts at 0):
 
-- requests arrived / completed / dropped / in flight: the last tick row's
-  cumulative counters.
+- requests arrived / completed / dropped / in flight / rejected: the last tick
+  row's cumulative counters (``arrived`` counts every request that reached the
+  frontend, ``rejected`` those it refused; ``None`` without a frontend fault or
+  admission control), so ``arrived = completed + dropped + in flight + rejected``.
 - SLA attainment: Σ ``*_within_sla`` / Σ ``*_count`` over tick rows, for TTFT
   and ITL; the combined attainment is the smaller of the two.
 - TTFT / ITL p50 and p99: nearest-rank quantile of the whole replay's merged
@@ -61,6 +63,7 @@ class Kpis(msgspec.Struct, frozen=True, kw_only=True):
     completed: int | None
     dropped: int | None
     in_flight: int | None
+    rejected: int | None = None  #: refused at the frontend (fault or admission control); None: no frontend in play
     ttft_attainment: float | None  #: fraction 0..1
     itl_attainment: float | None
     sla_attainment: float | None  #: min of the two
@@ -99,6 +102,7 @@ KPI_SPECS: tuple[KpiSpec, ...] = (
     KpiSpec("completed", "requests completed", "int"),
     KpiSpec("dropped", "requests dropped", "int"),
     KpiSpec("in_flight", "requests in flight", "int"),
+    KpiSpec("rejected", "requests rejected", "int"),
     KpiSpec("sla_attainment", "SLA attainment", "pct"),
     KpiSpec("ttft_attainment", "TTFT attainment", "pct"),
     KpiSpec("itl_attainment", "ITL attainment", "pct"),
@@ -125,7 +129,7 @@ KPI_SPECS: tuple[KpiSpec, ...] = (
 TICK_COLUMNS: tuple[str, ...] = (
     "tick", "now_ms", "gpus", "power_total_w", "budget_w",
     "ttft_count", "ttft_within_sla", "itl_count", "itl_within_sla",
-    "oscillations", "arrived", "completed", "dropped", "in_flight",
+    "oscillations", "arrived", "completed", "dropped", "in_flight", "rejected",
     "ttft_hist", "itl_hist",
 )  # fmt: skip
 
@@ -180,7 +184,7 @@ class KpiAccumulator:
         now = _num(get("now_ms"))
         dt = None if now is None or self._prev_ms is None else now - self._prev_ms
         self._prev_ms = now
-        for name in ("now_ms", "arrived", "completed", "dropped", "in_flight"):
+        for name in ("now_ms", "arrived", "completed", "dropped", "in_flight", "rejected"):
             self._last[name] = _num(get(name))
         osc = get("oscillations")
         if osc is not None:
@@ -236,6 +240,7 @@ class KpiAccumulator:
             completed=self._last.get("completed"),
             dropped=self._last.get("dropped"),
             in_flight=self._last.get("in_flight"),
+            rejected=self._last.get("rejected"),
             ttft_attainment=ttft,
             itl_attainment=itl,
             sla_attainment=min((x for x in (ttft, itl) if x is not None), default=None),

@@ -19,7 +19,7 @@ import pyarrow as pa
 KINDS = ("tick", "scale", "cap", "fault", "sweep", "assertion")
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
@@ -87,18 +87,25 @@ class EventRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     itl_hist: list[int] | None = None
     obs_ttft_ms: float | None = None  #: observed mean TTFT (bias, noise, outage, staleness)
     obs_itl_ms: float | None = None
+    #: per-worker KV capacity the planner read from the model card (capacity noise; null: card unavailable)
+    obs_kv_capacity_tokens: int | None = None
     ttft_violation: bool | None = None  #: window mean TTFT above target
     itl_violation: bool | None = None
     # decision and actuation
     reason: str | None = None
     actuation: str | None = None
     oscillations: int | None = None  #: running count of replica-target reversals (record.kpis.ReversalCounter)
+    admission_rps: float | None = None  #: the admission limit the planner set (requests/s; null: none)
     # cumulative request counts
     arrived: int | None = None
     completed: int | None = None
     dropped: int | None = None
     in_flight: int | None = None
     preemptions: int | None = None
+    #: cumulative frontend rejections (in ``arrived``, never in the fleet): fault 5xx plus admission
+    #: control's shed; null in a replay without a frontend fault or admission control
+    rejected: int | None = None
+    shed: int | None = None  #: cumulative: of ``rejected``, those admission control shed
     # closed-loop sessions (null in an open-loop replay)
     turns_held: int | None = None  #: session turns due by the recorded time, waiting for their previous turn
     turns_abandoned: int | None = None  #: cumulative: session turns never issued (an earlier turn was dropped)
@@ -196,10 +203,10 @@ COLUMN_CLASSES: dict[str, ColumnClass | tuple[ColumnClass, Tolerance]] = {
     "c_ttft": (_D, _ESTIMATE), "c_itl": (_D, _ESTIMATE), "c_power_p": (_D, _ESTIMATE), "c_power_d": (_D, _ESTIMATE),
     "ttft_mean_ms": _X, "ttft_p50_ms": _X, "ttft_p99_ms": _X, "ttft_count": _X, "ttft_within_sla": _X,
     "itl_mean_ms": _X, "itl_p50_ms": _X, "itl_p99_ms": _X, "itl_count": _X, "itl_within_sla": _X,
-    "ttft_hist": _X, "itl_hist": _X, "obs_ttft_ms": _O, "obs_itl_ms": _O,
+    "ttft_hist": _X, "itl_hist": _X, "obs_ttft_ms": _O, "obs_itl_ms": _O, "obs_kv_capacity_tokens": _O,
     "ttft_violation": _X, "itl_violation": _X,
-    "reason": _D, "actuation": _D, "oscillations": _X,
-    "arrived": _X, "completed": _X, "dropped": _X, "in_flight": _X, "preemptions": _X, "turns_held": _X, "turns_abandoned": _X,
+    "reason": _D, "actuation": _D, "oscillations": _X, "admission_rps": _D,
+    "arrived": _X, "completed": _X, "dropped": _X, "in_flight": _X, "preemptions": _X, "rejected": _X, "shed": _X, "turns_held": _X, "turns_abandoned": _X,
     "event": _D, "detail": _X, "passed": _X,
 }  # fmt: skip
 

@@ -15,7 +15,7 @@ import msgspec
 from replaylib.data import SearchPath, find_scenario, find_system, find_trace, unknown_system
 from replaylib.record.schema import ASSERTABLE, STRING_FIELDS
 from replaylib.scenario.assertions import check_assertions
-from replaylib.scenario.model import BudgetChange, PromStale, Scenario
+from replaylib.scenario.model import BudgetChange, OptimizerFailure, PromStale, PromWindowCross, Scenario
 from replaylib.scenario.overrides import PATH_KEYS as _PATH_KEYS
 from replaylib.scenario.overrides import apply_overrides
 from replaylib.scenario.system import System, load_system
@@ -137,6 +137,8 @@ class ScenarioTemplate:
             if system is not None:
                 for check in _CHECKS:
                     attempt(lambda check=check: check(scenario, system, file_of))  # type: ignore[misc]
+                if "ticks" not in (overrides or {}):  # a replay cut short on purpose may cut its events short
+                    attempt(lambda: _check_event_windows(scenario, system, file_of))
                 attempt(lambda: check_assertions(scenario, system, ASSERTABLE, STRING_FIELDS, file_of))
         if errors:
             raise ScenarioErrors.of(errors)
@@ -229,6 +231,44 @@ def _check_events(s: Scenario, system: System, file_of: FileOf) -> None:
             raise ScenarioError(file_of(("events",)), f"events[{i}].lag_ticks", f"expected at most {MAX_STALE_TICKS}, got {ev.lag_ticks}")
         if isinstance(ev, BudgetChange) and ev.total_gpu_power_limit_w is not None:
             _check_budget(ev.total_gpu_power_limit_w, system, file_of(("events",)), f"events[{i}].total_gpu_power_limit_w")
+
+
+def _check_event_windows(s: Scenario, system: System, file_of: FileOf) -> None:
+    """With ``ticks:``, every event starts, and every windowed event ends, by the replay's end.
+
+    The replay's last tick is at ``ticks x adjustment_interval_s`` (its schedule when the planner keeps
+    the scenario's interval): an event after it never fires, and a window (``duration_s``, or the
+    ``ticks`` an optimiser failure or a window cross lasts) that ends after it is partly never replayed.
+    Not checked when ``ticks`` is an override (``--set ticks=N``: a replay cut short on purpose), nor
+    without ``ticks`` (the trace's end is not known before it is read).
+    """
+    if s.ticks is None:
+        return
+    interval = s.planner.adjustment_interval_s
+    end_s = s.ticks * interval
+    problems: list[ScenarioError] = []
+    for i, ev in enumerate(s.events):
+        key = f"events[{i}]"
+        if ev.at_s > end_s:
+            problems.append(ScenarioError(file_of(("events",)), f"{key}.at_s",
+                                          f"expected at most {end_s:g} (the replay ends at tick {s.ticks - 1}, "
+                                          f"{s.ticks} x {interval:g} s), got {ev.at_s:g}"))
+            continue
+        duration = getattr(ev, "duration_s", None)
+        if duration is not None and ev.at_s + duration > end_s:
+            problems.append(ScenarioError(file_of(("events",)), f"{key}.duration_s",
+                                          f"the window {ev.at_s:g} s + {duration:g} s ends at {ev.at_s + duration:g} s, after the "
+                                          f"replay's end at {end_s:g} s ({s.ticks} ticks x {interval:g} s); expected at most "
+                                          f"{end_s - ev.at_s:g}"))
+        if isinstance(ev, (OptimizerFailure, PromWindowCross)):
+            first = math.ceil(ev.at_s / interval - 1e-9)  # the first tick at or after at_s (tick k is at (k + 1) x interval)
+            last_tick = max(first - 1, 0) + ev.ticks - 1
+            if last_tick > s.ticks - 1:
+                problems.append(ScenarioError(file_of(("events",)), f"{key}.ticks",
+                                              f"{ev.ticks} ticks from {ev.at_s:g} s last until tick {last_tick}, after the replay's "
+                                              f"last tick {s.ticks - 1}; expected at most {max(s.ticks - max(first - 1, 0), 0)}"))
+    if problems:
+        raise ScenarioErrors.of(problems)
 
 
 def _check_power(s: Scenario, system: System, file_of: FileOf) -> None:

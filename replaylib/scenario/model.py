@@ -35,6 +35,11 @@ BiasSignal = Literal["power_bias_prefill", "power_bias_decode", "ttft_bias", "it
 #: Observed signals that can carry noise, be in outage or be stale.
 Signal = Literal["power_prefill", "power_decode", "ttft", "itl"]
 SIGNALS: tuple[str, ...] = ("power_prefill", "power_decode", "ttft", "itl")
+#: Signals that can carry noise: the observed ones, and ``capacity`` (the model's KV capacity the
+#: planner reads from the model card; its sigma is relative, a fraction of the capacity).
+NoiseSignal = Literal["power_prefill", "power_decode", "ttft", "itl", "capacity"]
+#: A share in [0, 1].
+Fraction = Annotated[float, Meta(ge=0, le=1)]
 BIAS_SIGNALS: tuple[str, ...] = ("power_bias_prefill", "power_bias_decode", "ttft_bias", "itl_bias")
 
 
@@ -101,6 +106,9 @@ class PlannerConfig(_Strict):
     drift_threshold: PosF = 0.15
     drift_ticks: PosI = 3
     max_optimizer_failures: PosI = 3
+    #: the frontend's admission control: ``off`` (none; a decision's ``admission_rps`` is ignored) or
+    #: ``auto`` (the planner sets the admitted rate each tick: ``Decision.admission_rps``; aic@ does)
+    admission_control: Literal["off", "auto"] = "off"
     #: Free-form knobs: for user planners (``pkg.mod:Class``), and ``scale_in_ticks`` for the built-ins.
     params: dict[str, Any] = {}
     #: NVIDIA Dynamo's planner (``dynamo``): fields of Dynamo's own ``PlannerConfig``, passed through
@@ -119,7 +127,7 @@ class PowerConfig(_Strict):
 
     total_gpu_power_limit_w: PosF | None = None
     bias: dict[BiasSignal, FiniteF] = {}
-    noise: dict[Signal, NoiseSpec] = {}
+    noise: dict[NoiseSignal, NoiseSpec] = {}
 
 
 # -- events ---------------------------------------------------------------------------
@@ -182,6 +190,30 @@ class OptimizerFailure(_Event, tag="optimizer_failure"):
     ticks: PosI = 1
 
 
+class FrontendFault(_Event, tag="frontend_fault"):
+    """The frontend rejects ``fraction`` of the requests that arrive in ``[at_s, at_s + duration_s)``
+    (HTTP 5xx: never reach the fleet); which ones is a seeded, deterministic choice."""
+
+    fraction: Fraction
+    duration_s: PosF | None = None
+
+
+class MdcUnavailable(_Event, tag="mdc_unavailable"):
+    """The model deployment card (context length, KV capacity) is unavailable: the planner's
+    observation carries ``model=None`` while it lasts."""
+
+    duration_s: PosF | None = None
+
+
+class PromWindowCross(_Event, tag="prom_window_cross"):
+    """For ``ticks`` ticks from ``at_s``, each of ``signals`` is served as a mix of the value served on
+    the tick before (weight ``weight_old``) and the fresh one: a metrics window that straddles a change."""
+
+    signals: list[Signal]
+    weight_old: Fraction = 0.66
+    ticks: PosI = 1
+
+
 Event = (
     BiasStep
     | BiasRamp
@@ -193,6 +225,9 @@ Event = (
     | PromOutage
     | PromStale
     | OptimizerFailure
+    | FrontendFault
+    | MdcUnavailable
+    | PromWindowCross
 )
 
 

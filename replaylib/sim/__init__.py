@@ -6,6 +6,7 @@ Exact semantics: ``docs/fleet_model.md``.  Entry point: :class:`Fleet`; pass
 
 from replaylib.sim.arrivals import ClosedLoop
 from replaylib.sim.fleet import DECODE, DROP_REASONS, PREFILL, Fleet
+from replaylib.sim.frontend import FaultWindow, Frontend
 from replaylib.sim.metrics import (
     CapResult,
     LatencyStats,
@@ -23,7 +24,9 @@ __all__ = [
     "PREFILL",
     "CapResult",
     "ClosedLoop",
+    "FaultWindow",
     "Fleet",
+    "Frontend",
     "LatencyStats",
     "RequestOutcome",
     "RoleCounts",

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
 from replaylib.sim.arrivals import ClosedLoop, ClosedLoopArrivals, OpenLoopArrivals
+from replaylib.sim.frontend import Frontend
 from replaylib.sim.metrics import (
     CapResult,
     RequestOutcome,
@@ -165,7 +166,8 @@ class Fleet:
     ``closed_loop`` replays the trace's sessions closed loop
     (:mod:`replaylib.sim.arrivals`); ``None`` is open loop.
     ``timing`` / ``power`` replace the models the system's YAML names
-    (``replaylib.timing``).
+    (``replaylib.timing``).  ``frontend`` gates the arrivals
+    (:mod:`replaylib.sim.frontend`: injected rejections, admission control).
     """
 
     def __init__(
@@ -179,6 +181,7 @@ class Fleet:
         closed_loop: ClosedLoop | None = None,
         timing: TimingModel | None = None,
         power: PowerModel | None = None,
+        frontend: Frontend | None = None,
     ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
@@ -201,6 +204,8 @@ class Fleet:
         self._now = 0.0
         self._events: list[tuple] = []
         self._arrivals = OpenLoopArrivals(requests) if closed_loop is None else ClosedLoopArrivals(requests, closed_loop, self._abandoned)
+        if frontend is not None:  # requests it rejects never arrive here (replaylib.sim.frontend)
+            self._arrivals = frontend.wrap(self._arrivals)
         self._closed = self._arrivals.closed
         self._next_time = self._arrivals.next_time
 
