@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import os
 import shutil
 import struct
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -446,3 +448,33 @@ def test_replay_kpis_equal_the_kpis_of_the_recording_read_back(default_run) -> N
     assert result.kpis == compute_kpis(read_recording(out), recording_metadata(out))
     assert result.meta == recording_metadata(out)
     assert result.kpis.ticks == result.ticks and result.kpis.completed and result.kpis.gpu_hours
+
+
+def test_rows_become_the_same_arrays_as_through_pa_array_without_importing_pandas() -> None:
+    """The writer's JSON-lines batches equal pa.array's on awkward values (float extremes, -0.0, big ints,
+    quotes, newlines and non-ASCII text, empty and None lists); a NaN or infinity takes the pa.array path."""
+    from replaylib.record.schema import ARROW_SCHEMA, EventRow
+    from replaylib.record.writer import rows_to_batch
+
+    def reference(rows: list[EventRow]) -> pa.RecordBatch:
+        cols = zip(*(msgspec.structs.astuple(r) for r in rows), strict=True)
+        return pa.RecordBatch.from_arrays([pa.array(c, type=ARROW_SCHEMA.field(i).type) for i, c in enumerate(cols)],
+                                          schema=ARROW_SCHEMA)
+
+    floats = [0.1, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 2.0**53 + 2, 123456.789012345678, -1e-7]
+    rows = [EventRow(kind="tick", seq=i, tick=i, now_ms=x, power_total_w=-x, c_ttft=x * 3, ttft_hist=[0, 2**62, -5],
+                     itl_hist=[] if i % 2 else None, reason='a "quoted"\nline, ünïcode ✓', arrived=2**62 + i,
+                     passed=bool(i % 2), detail=None)
+            for i, x in enumerate(floats)]
+    batch = rows_to_batch(rows, ARROW_SCHEMA)
+    assert batch.equals(reference(rows))
+    signs = [math.copysign(1.0, v) for v in batch.column("now_ms").to_pylist()]
+    assert signs == [math.copysign(1.0, x) for x in floats]  # -0.0 stays -0.0
+    odd = [EventRow(kind="tick", seq=0, tick=0, now_ms=1.0, c_ttft=math.nan), EventRow(kind="tick", seq=1, tick=1, now_ms=math.inf)]
+    out = rows_to_batch(odd, ARROW_SCHEMA)
+    assert math.isnan(out.column("c_ttft")[0].as_py()) and out.column("now_ms")[1].as_py() == math.inf
+    assert rows_to_batch(rows[:1], ARROW_SCHEMA).num_rows == 1
+    code = ("import sys; from replaylib.record.schema import ARROW_SCHEMA, EventRow; from replaylib.record.writer import "
+            "rows_to_batch; rows_to_batch([EventRow(kind='tick', seq=0, tick=0, now_ms=1.5, reason='x')], ARROW_SCHEMA); "
+            "print('pandas' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -102,6 +102,31 @@ def _open_locked(partial: str) -> int:
     raise OutputError(f"{partial}: the partial file keeps being replaced by another writer; record to another --out")
 
 
+_FLOAT_FIELDS = tuple(i for i, f in enumerate(ARROW_SCHEMA) if pa.types.is_floating(f.type))
+_LINES = msgspec.json.Encoder()
+
+
+def rows_to_batch(rows: list[EventRow], schema: pa.Schema) -> pa.RecordBatch:
+    """One Arrow record batch of ``rows``.
+
+    The rows go to Arrow as JSON lines read by pyarrow's JSON reader against the
+    schema, not through ``pa.array`` on Python lists: that asks pandas whether the
+    lists are pandas objects, importing pandas (about 0.2 s) wherever it is
+    installed.  JSON has no NaN or infinity, so a batch holding one (no built-in
+    column does) takes the ``pa.array`` path; both give the same arrays.
+    """
+    from pyarrow import json as pa_json
+
+    tuples = [msgspec.structs.astuple(r) for r in rows]
+    if any((v := t[i]) is not None and v - v != 0 for t in tuples for i in _FLOAT_FIELDS):  # NaN or +-inf
+        arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(zip(*tuples, strict=True))]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    table = pa_json.read_json(pa.BufferReader(_LINES.encode_lines(rows)),
+                              read_options=pa_json.ReadOptions(use_threads=False, block_size=1 << 30),
+                              parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
+    return pa.RecordBatch.from_arrays([table.column(i).combine_chunks() for i in range(len(schema))], schema=schema)
+
+
 class RecordingWriter:
     """Append :class:`EventRow` s; ``close()`` publishes the file, ``abort()`` keeps it partial, ``discard()`` drops it."""
 
@@ -120,7 +145,7 @@ class RecordingWriter:
         self._writer = pa.ipc.new_stream(pa.PythonFile(self._pending, mode="w"), self.schema)
         # An empty first batch puts the schema (and the metadata) on disk at once: the partial file is a
         # readable, empty recording from the start, not an empty file (publishing skips empty batches).
-        self._write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))
+        self._write_batch(pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in self.schema], schema=self.schema))
         self._rows: list[EventRow] = []
         self._batch_rows = batch_rows
         self._seq = 0
@@ -143,9 +168,7 @@ class RecordingWriter:
         if not self._rows:
             return
         rows, self._rows = self._rows, []
-        columns = list(zip(*(msgspec.structs.astuple(r) for r in rows), strict=True))
-        arrays = [pa.array(col, type=self.schema.field(i).type) for i, col in enumerate(columns)]
-        self._write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self._write_batch(rows_to_batch(rows, self.schema))
         self.rows_written += len(rows)
 
     def _write_batch(self, batch: pa.RecordBatch) -> None:
