@@ -88,7 +88,7 @@ DEFAULT_DECODE_BATCHES: tuple[int, ...] = (
     192, 193, 208, 224, 225, 240, 255, 256,
 )  # fmt: skip
 #: Mean KV tokens per running sequence.
-DEFAULT_DECODE_CONTEXTS: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192, 12288, 16384, 24576, 32768)
+DEFAULT_DECODE_CONTEXTS: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192, 12288, 16384, 24576, 32768, 49152, 65536, 98304, 131072)
 
 #: Prompts per pass and tokens per prompt of the batched prefill estimates that
 #: fix ``pass_overhead_ms`` (at most 16,384 tokens per pass).
