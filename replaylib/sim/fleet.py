@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -51,6 +52,12 @@ _READY, _PASS_END, _STEP_END, _HANDOFF = 0, 1, 2, 3
 DROP_REASONS = ("no_prefill_worker", "no_decode_worker", "kv_too_large")
 _INF = math.inf
 
+#: From this many workers (both roles, gone ones not counted) on, a fleet keeps its workers ranked by load
+#: and, kv_aware with a prefix cache, a holders index of the prefill workers' cached blocks, so that routing
+#: and decode placement look at a few workers instead of scanning all of them.  Below it the scans are
+#: cheaper than the upkeep.  Either way the same worker is chosen (tests/test_sim_ranked.py).
+RANKED_FROM_WORKERS = 32
+
 
 class _Req:
     """Mutable per-request state while the request is in the fleet."""
@@ -79,7 +86,7 @@ class _Req:
 
 
 class _Worker:
-    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens")
+    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens", "rank", "ranking")
 
     def __init__(self, wid: int, role: str, ready_at: float, ready: bool) -> None:
         self.id = wid
@@ -91,6 +98,10 @@ class _Worker:
         self.busy_acc = 0.0  # busy time accounted in the current window
         self.passes = 0
         self.tokens = 0
+        # Where the routers see this worker: its entry (load, id, worker) in the fleet's ranking of the
+        # accepting workers of its role and state, and that ranking (both None once draining or gone).
+        self.rank: tuple | None = None
+        self.ranking: list | None = None
 
     def busy_start(self, t: float) -> None:
         if self.busy_mark is None:
@@ -103,13 +114,15 @@ class _Worker:
 
 
 class _PrefillWorker(_Worker):
-    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version")
+    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version", "slot")
 
-    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int) -> None:
+    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int, index: dict[int, int] | None,
+                 slot: int) -> None:
         super().__init__(wid, PREFILL, ready_at, ready)
         self.queue: deque[_Req] = deque()
         self.queued_tokens = 0
-        self.cache = PrefixCache(cache_blocks)
+        self.slot = slot  # this worker's bit (1 << slot) in the fleet's holders index and candidate masks
+        self.cache = PrefixCache(cache_blocks, index, 1 << slot)
         self.chunks: list[tuple[_Req, int]] | None = None  # the pass in flight
         self.pass_start = 0.0
         self.pass_end = 0.0
@@ -208,6 +221,16 @@ class Fleet:
         self._prefill: list[_PrefillWorker] = []  # not gone, id order
         self._decode: list[_DecodeWorker] = []
         self._rr = {PREFILL: 0, DECODE: 0}
+        # Ranked mode (from RANKED_FROM_WORKERS workers on, then for good): per role, the active and the
+        # starting workers ranked by (load, id), where the load is a prefill worker's queued tokens and a
+        # decode worker's used + waiting KV at the start of its segment (its KV now is never less), and the
+        # active and the starting prefill workers as bit masks (by slot); see _route_prefill, _place_decode.
+        self._ranked_mode = False
+        self._ranked: dict[tuple[str, str], list] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
+        self._prefill_bits = {ACTIVE: 0, STARTING: 0}
+        # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
+        self._holders: dict[int, int] | None = None
+        self._slots: list[_PrefillWorker | None] = []  # slot -> prefill worker (None: free)
         self._touched: dict[_Worker, None] = {}
         self._admit_counter = 0
         for _ in range(config.prefill_workers):
@@ -273,7 +296,7 @@ class Fleet:
             for _ in range(n - len(accepting)):
                 started.append(self._add_worker(role, ready=False).id)
             for w in sorted(accepting, key=lambda w: w.id, reverse=True)[: max(0, len(accepting) - n)]:
-                w.state = DRAINING
+                self._set_state(w, DRAINING)
                 draining.append(w.id)
                 if not w.holds_work():
                     self._remove(w)
@@ -388,7 +411,7 @@ class Fleet:
                     if w.state != GONE:
                         w.ready = True
                         if w.state == STARTING:
-                            w.state = ACTIVE
+                            self._set_state(w, ACTIVE)
                         self._touched[w] = None
             while self._next_time == t:
                 self._arrive(t)
@@ -432,6 +455,9 @@ class Fleet:
         return active or [w for w in pool if w.state == STARTING]
 
     def _route_prefill(self, r: _Req) -> None:
+        if self._ranked_mode:
+            self._route_ranked(r)
+            return
         cands = self._candidates(self._prefill)
         if not cands:
             self._drop(r, "no_prefill_worker")
@@ -457,6 +483,66 @@ class Fleet:
         w.queued_tokens += r.isl
         self._touched[w] = None
 
+    def _route_ranked(self, r: _Req) -> None:
+        """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
+        ranked = self._ranked[PREFILL, ACTIVE] or self._ranked[PREFILL, STARTING]
+        if not ranked:
+            self._drop(r, "no_prefill_worker")
+            return
+        if self._router == "round_robin":
+            cands = self._candidates(self._prefill)
+            w = cands[self._rr[PREFILL] % len(cands)]
+            self._rr[PREFILL] += 1
+        else:
+            # The least loaded candidate, ties to the lowest id: least_loaded's pick, and kv_aware's when no
+            # candidate holds the request's first block (every overlap is 0, every cost load + isl).
+            w = ranked[0][2]
+            ids = r.hash_ids
+            if ids and len(ranked) > 1 and self._holders is not None:
+                w = self._kv_aware_pick(r, ids, ranked)
+        w.queue.append(r)
+        w.queued_tokens += r.isl
+        _rerank(w, w.queued_tokens)
+        self._touched[w] = None
+
+    def _kv_aware_pick(self, r: _Req, ids: list[int], ranked: list) -> _PrefillWorker:
+        """kv_aware over ``ranked``: minimum ``queued_tokens + isl - overlap``, ties to the lowest id.
+
+        The holders index gives, depth by depth, the bit mask of the candidates holding the first ``h``
+        ids; the candidates with exactly ``h`` leading hits share one overlap, so only the least loaded
+        (lowest id among equals) of each such group can be chosen: compare those.
+        """
+        bs, isl, n = self.block_size, r.isl, len(ids)
+        get = self._holders.get  # type: ignore[union-attr]
+        at_least = self._prefill_bits[ranked[0][2].state]  # candidates with >= h leading hits
+        best: tuple[int, int] | None = None
+        w = ranked[0][2]
+        slots = self._slots
+        h = 0
+        while at_least:
+            more = at_least & get(ids[h], 0) if h < n else 0
+            exact = at_least & ~more  # exactly h leading hits
+            if exact:
+                cost = isl - min(h * bs, isl)
+                if exact.bit_count() <= 8:
+                    while exact:
+                        low = exact & -exact
+                        exact ^= low
+                        c = slots[low.bit_length() - 1]
+                        key = (c.queued_tokens + cost, c.id)  # type: ignore[union-attr]
+                        if best is None or key < best:
+                            best, w = key, c  # type: ignore[assignment]
+                else:  # a big group: its first member in rank order
+                    for load, wid, c in ranked:
+                        if (exact >> c.slot) & 1:
+                            key = (load + cost, wid)
+                            if best is None or key < best:
+                                best, w = key, c
+                            break
+            at_least = more
+            h += 1
+        return w
+
     def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
         """Place a request on a decode worker at ``t``.
 
@@ -465,22 +551,43 @@ class Fleet:
         that phase (``after_schedule``, from ``fail_workers``) is not: the step starting
         at ``t`` has already begun.
         """
-        cands = self._candidates(self._decode)
-        if not cands:
-            self._drop(r, "no_decode_worker")
-            return
-        w = cands[0]
-        if len(cands) > 1:
-            best = -_INF
-            for c in cands:
-                used = c.used + (c.steps_by(t) * c.seg_b if c.seg else 0)
-                free = self._kv_cap - used - c.waiting_ctx
-                if free > best:
-                    best, w = free, c
+        if self._ranked_mode:
+            ranked = self._ranked[DECODE, ACTIVE] or self._ranked[DECODE, STARTING]
+            if not ranked:
+                self._drop(r, "no_decode_worker")
+                return
+            w = ranked[0][2]
+            if len(ranked) > 1:
+                # Most free KV, ties to the lowest id: the least (used now + waiting, id).  A worker's rank
+                # load is that at the start of its segment, never more than its load now (steps only add
+                # KV), so the walk in rank order stops at the first worker whose load cannot beat the best.
+                best: tuple[int, int] | None = None
+                for load, wid, c in ranked:
+                    if best is not None and (load, wid) > best:
+                        break
+                    if c.seg:
+                        load += c.steps_by(t) * c.seg_b
+                    if best is None or (load, wid) < best:
+                        best, w = (load, wid), c
+        else:
+            cands = self._candidates(self._decode)
+            if not cands:
+                self._drop(r, "no_decode_worker")
+                return
+            w = cands[0]
+            if len(cands) > 1:
+                best_free = -_INF
+                for c in cands:
+                    used = c.used + (c.steps_by(t) * c.seg_b if c.seg else 0)
+                    free = self._kv_cap - used - c.waiting_ctx
+                    if free > best_free:
+                        best_free, w = free, c
         ctx = r.isl + r.generated
         was_empty = not w.waiting
         w.waiting.append(r)
         w.waiting_ctx += ctx
+        if w.rank is not None:
+            _rerank(w, w.used + w.waiting_ctx)
         if not w.seg:
             self._touched[w] = None
         elif was_empty and len(w.running) < self._max_seqs:
@@ -522,6 +629,8 @@ class Fleet:
             budget -= n
             if budget == 0:
                 break
+        if w.rank is not None:
+            _rerank(w, w.queued_tokens)
         duration = self.timing.prefill_pass_ms(spans, self._speed[PREFILL])
         w.chunks = chunks
         w.pass_start = t
@@ -539,6 +648,8 @@ class Fleet:
         w.passes += 1
         w.tokens += w.pass_tokens
         w.queued_tokens -= w.pass_tokens
+        if w.rank is not None:
+            _rerank(w, w.queued_tokens)
         win = self._window
         win.prefill_tokens += w.pass_tokens
         queue = w.queue
@@ -582,6 +693,8 @@ class Fleet:
             self._window.preemptions += 1
             if not running:
                 self._admit(d)  # once more: a request that no longer fits even alone is dropped
+        if d.rank is not None:
+            _rerank(d, d.used + d.waiting_ctx)  # admission drops (admitting and preempting move KV between the two)
         if not running:
             d.busy_stop(t)
             return
@@ -666,6 +779,8 @@ class Fleet:
                 d.used -= r.isl + r.osl
                 r.generated = r.osl
                 self._complete(r, t)
+        if d.rank is not None:
+            _rerank(d, d.used + d.waiting_ctx)
         self._touched[d] = None
 
     # -- workers ------------------------------------------------------------------------
@@ -679,19 +794,66 @@ class Fleet:
         ready_at = self._now if ready else self._now + self.system.startup_delay_ms
         w: _Worker
         if role == PREFILL:
-            w = _PrefillWorker(wid, ready_at, ready, self._cache_blocks)
+            slots = self._slots
+            slot = slots.index(None) if None in slots else len(slots)
+            w = _PrefillWorker(wid, ready_at, ready, self._cache_blocks, self._holders, slot)
+            if slot == len(slots):
+                slots.append(w)
+            else:
+                slots[slot] = w
             self._prefill.append(w)
         else:
             w = _DecodeWorker(wid, ready_at, ready)
             self._decode.append(w)
+        if self._ranked_mode:
+            self._set_state(w, w.state)
+        elif len(self._prefill) + len(self._decode) >= RANKED_FROM_WORKERS:
+            self._enter_ranked_mode()
         if not ready:
             heapq.heappush(self._events, (ready_at, _READY, wid, 0, w))
         return w
 
     def _remove(self, w: _Worker) -> None:
-        w.state = GONE
+        self._set_state(w, GONE)
         pool = self._pool(w.role)
         pool.remove(w)
+        if isinstance(w, _PrefillWorker):
+            w.cache.detach()
+            self._slots[w.slot] = None
+
+    def _enter_ranked_mode(self) -> None:
+        """Rank every worker and (kv_aware with a prefix cache) index every prefill worker's cache."""
+        self._ranked_mode = True
+        if self._router == "kv_aware" and self._prefix_cache:
+            self._holders = {}
+            for w in self._prefill:
+                w.cache.attach(self._holders)
+        for w in (*self._prefill, *self._decode):
+            self._set_state(w, w.state)
+
+    def _set_state(self, w: _Worker, state: str) -> None:
+        """Change ``w``'s state; in ranked mode, move it to the ranking of its new state (none once draining)."""
+        if not self._ranked_mode:
+            w.state = state
+            return
+        if w.ranking is not None:
+            del w.ranking[bisect_left(w.ranking, w.rank)]
+            if isinstance(w, _PrefillWorker):
+                self._prefill_bits[w.state] &= ~(1 << w.slot)
+        w.state = state
+        ranking = self._ranked.get((w.role, state))
+        if ranking is None:
+            w.rank = w.ranking = None
+            return
+        if isinstance(w, _PrefillWorker):
+            self._prefill_bits[state] |= 1 << w.slot
+            load = w.queued_tokens
+        else:
+            assert isinstance(w, _DecodeWorker)
+            load = w.used + w.waiting_ctx
+        w.rank = (load, w.id, w)
+        w.ranking = ranking
+        insort(ranking, w.rank)
 
     # -- request ends -------------------------------------------------------------------
 
@@ -804,6 +966,16 @@ class Fleet:
             turns_held=self._arrivals.held(now),
             turns_abandoned=self._arrivals.abandoned,
         )
+
+
+def _rerank(w: _Worker, load: int) -> None:
+    """``w``'s load changed (or not): move its entry in its ranking (``w.rank`` is not None)."""
+    old = w.rank
+    if old[0] != load:  # type: ignore[index]
+        ranking = w.ranking
+        del ranking[bisect_left(ranking, old)]  # type: ignore[arg-type]
+        w.rank = new = (load, w.id, w)
+        insort(ranking, new)  # type: ignore[arg-type]
 
 
 def _schedule_key(w: _Worker) -> tuple[int, int]:
