@@ -21,6 +21,8 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections import deque
+from heapq import heappop as _heappop
+from heapq import heappush as _heappush
 from collections.abc import Callable, Iterable
 
 from replaylib.scenario.model import FleetConfig
@@ -226,6 +228,7 @@ class Fleet:
         # decode worker's used + waiting KV at the start of its segment (its KV now is never less), and the
         # active and the starting prefill workers as bit masks (by slot); see _route_prefill, _place_decode.
         self._ranked_mode = False
+        self._cands: dict[int, list] = {}  # _candidates' lists, by id of the pool
         self._ranked: dict[tuple[str, str], list] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
         self._prefill_bits = {ACTIVE: 0, STARTING: 0}
         # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
@@ -385,27 +388,28 @@ class Fleet:
 
     def _run_until(self, limit: float) -> None:
         events = self._events
-        pop = heapq.heappop
+        pop = heapq.heappop  # looked up per call (tools/bench_fleet.py counts the event heap's pops)
+        boundary, pass_end, place = self._boundary, self._pass_end, self._place_decode
         while True:
-            t = events[0][0] if events else _INF
-            if self._next_time < t:
-                t = self._next_time
+            t = self._next_time
+            if events and events[0][0] < t:
+                t = events[0][0]
             if t > limit:
                 return
             self._now = t
             while events and events[0][0] == t:
                 ev = pop(events)
                 kind = ev[1]
-                if kind == _PASS_END:
-                    w = ev[4]
-                    if w.version == ev[3] and w.chunks is not None:
-                        self._pass_end(w, t)
-                elif kind == _STEP_END:
+                if kind == _STEP_END:
                     d = ev[4]
                     if d.version == ev[3] and d.seg:
-                        self._boundary(d, t)
+                        boundary(d, t)
+                elif kind == _PASS_END:
+                    w = ev[4]
+                    if w.version == ev[3] and w.chunks is not None:
+                        pass_end(w, t)
                 elif kind == _HANDOFF:
-                    self._place_decode(ev[4], t)
+                    place(ev[4], t)
                 else:  # _READY
                     w = ev[4]
                     if w.state != GONE:
@@ -415,7 +419,8 @@ class Fleet:
                         self._touched[w] = None
             while self._next_time == t:
                 self._arrive(t)
-            self._schedule(t)
+            if self._touched:
+                self._schedule(t)
 
     def _arrive(self, t: float) -> None:
         src = self._arrivals
@@ -437,7 +442,7 @@ class Fleet:
         if not touched:
             return
         self._touched = {}
-        for w in sorted(touched, key=_schedule_key):
+        for w in touched if len(touched) == 1 else sorted(touched, key=_schedule_key):
             if w.state == GONE:
                 continue
             if isinstance(w, _PrefillWorker):
@@ -451,8 +456,13 @@ class Fleet:
     # -- routing ------------------------------------------------------------------------
 
     def _candidates(self, pool: list) -> list:
-        active = [w for w in pool if w.state == ACTIVE]
-        return active or [w for w in pool if w.state == STARTING]
+        """The routing candidates of ``pool``, id order (kept until a worker of the fleet changes state)."""
+        key = id(pool)
+        cands = self._cands.get(key)
+        if cands is None:
+            cands = [w for w in pool if w.state == ACTIVE] or [w for w in pool if w.state == STARTING]
+            self._cands[key] = cands
+        return cands
 
     def _route_prefill(self, r: _Req) -> None:
         if self._ranked_mode:
@@ -470,15 +480,29 @@ class Fleet:
         elif self._router == "least_loaded":
             w = min(cands, key=lambda c: (c.queued_tokens, c.id))
         else:  # kv_aware
-            ids = r.hash_ids or ()
-            bs, isl, use_cache = self.block_size, r.isl, self._prefix_cache
+            ids = r.hash_ids
+            isl = r.isl
             w = cands[0]
-            best = _INF
-            for c in cands:
-                overlap = min(c.cache.leading_hits(ids) * bs, isl) if use_cache else 0
-                cost = c.queued_tokens + isl - overlap
-                if cost < best:
-                    best, w = cost, c
+            if ids and self._prefix_cache:
+                bs, first = self.block_size, ids[0]
+                most = min(len(ids) * bs, isl)  # the largest overlap there can be
+                best = _INF
+                for c in cands:
+                    cost = c.queued_tokens + isl
+                    if cost - most >= best:
+                        continue  # even a full overlap would not make it strictly cheaper
+                    lru = c.cache.lru
+                    if first in lru:  # else no leading hit: overlap 0
+                        hits = 0
+                        for h in ids:
+                            if h not in lru:
+                                break
+                            hits += 1
+                        cost -= min(hits * bs, isl)
+                    if cost < best:
+                        best, w = cost, c
+            else:  # every overlap is 0: the least queued, ties to the lowest id
+                w = min(cands, key=lambda c: (c.queued_tokens, c.id))
         w.queue.append(r)
         w.queued_tokens += r.isl
         self._touched[w] = None
@@ -551,6 +575,7 @@ class Fleet:
         that phase (``after_schedule``, from ``fail_workers``) is not: the step starting
         at ``t`` has already begun.
         """
+        steps_now = -1  # the chosen worker's steps_by(t), when the choice needed it
         if self._ranked_mode:
             ranked = self._ranked[DECODE, ACTIVE] or self._ranked[DECODE, STARTING]
             if not ranked:
@@ -565,10 +590,12 @@ class Fleet:
                 for load, wid, c in ranked:
                     if best is not None and (load, wid) > best:
                         break
+                    k = -1
                     if c.seg:
-                        load += c.steps_by(t) * c.seg_b
+                        k = c.steps_by(t)
+                        load += k * c.seg_b
                     if best is None or (load, wid) < best:
-                        best, w = (load, wid), c
+                        best, w, steps_now = (load, wid), c, k
         else:
             cands = self._candidates(self._decode)
             if not cands:
@@ -576,12 +603,18 @@ class Fleet:
                 return
             w = cands[0]
             if len(cands) > 1:
+                cap = self._kv_cap
                 best_free = -_INF
                 for c in cands:
-                    used = c.used + (c.steps_by(t) * c.seg_b if c.seg else 0)
-                    free = self._kv_cap - used - c.waiting_ctx
+                    free = cap - c.used - c.waiting_ctx
+                    if free <= best_free:
+                        continue  # the steps of its segment only take more: it cannot beat the best
+                    k = -1
+                    if c.seg:
+                        k = c.steps_by(t)
+                        free -= k * c.seg_b
                     if free > best_free:
-                        best_free, w = free, c
+                        best_free, w, steps_now = free, c, k
         ctx = r.isl + r.generated
         was_empty = not w.waiting
         w.waiting.append(r)
@@ -592,8 +625,9 @@ class Fleet:
             self._touched[w] = None
         elif was_empty and len(w.running) < self._max_seqs:
             # Admissible at the next step boundary?  Only then cut the segment there.
-            k = w.steps_by(t)
-            if w.seg_time(k) < t or (after_schedule and w.seg_time(k) <= t):
+            k = steps_now if steps_now >= 0 else w.steps_by(t)
+            end = w.seg_time(k)
+            if end < t or (after_schedule and end <= t):
                 k += 1
             if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
                 self._cut_at(w, k)
@@ -606,12 +640,13 @@ class Fleet:
         spans: list[tuple[int, int]] = []  # (new tokens, context) per chunk, for the timing model
         total = 0
         win = self._window
+        use_cache = self._prefix_cache
         for r in w.queue:
             if not r.scheduled:
                 r.scheduled = True
                 cached = 0
-                if self._prefix_cache:
-                    ids = r.hash_ids or ()
+                ids = r.hash_ids
+                if use_cache and ids:
                     hits = w.cache.leading_hits(ids)
                     if hits:
                         w.cache.touch(ids, hits)
@@ -637,22 +672,27 @@ class Fleet:
         w.pass_end = t + duration
         w.pass_tokens = total
         w.version += 1
-        w.busy_start(t)
+        if w.busy_mark is None:
+            w.busy_mark = t
         heapq.heappush(self._events, (w.pass_end, _PASS_END, w.id, w.version, w))
 
     def _pass_end(self, w: _PrefillWorker, t: float) -> None:
         chunks = w.chunks
         assert chunks is not None
         w.chunks = None
-        w.busy_stop(t)
+        if w.busy_mark is not None:  # busy_stop
+            w.busy_acc += t - w.busy_mark
+            w.busy_mark = None
         w.passes += 1
-        w.tokens += w.pass_tokens
-        w.queued_tokens -= w.pass_tokens
+        tokens = w.pass_tokens
+        w.tokens += tokens
+        w.queued_tokens -= tokens
         if w.rank is not None:
             _rerank(w, w.queued_tokens)
         win = self._window
-        win.prefill_tokens += w.pass_tokens
+        win.prefill_tokens += tokens
         queue = w.queue
+        use_cache = self._prefix_cache
         for r, n in chunks:
             r.done += n
             if r.done < r.isl:
@@ -660,7 +700,7 @@ class Fleet:
             queue.popleft()
             r.first_token = t
             r.generated = 1
-            if self._prefix_cache and r.hash_ids:
+            if use_cache and r.hash_ids:
                 w.cache.insert(r.hash_ids)
             r.hash_ids = None
             win.first_tokens += 1
@@ -668,8 +708,7 @@ class Fleet:
             if r.osl == 1:
                 self._complete(r, t)
             else:
-                arrive = self.timing.kv_transfer_end_ms(t, r.isl)
-                heapq.heappush(self._events, (arrive, _HANDOFF, t, r.index, r))
+                heapq.heappush(self._events, (self.timing.kv_transfer_end_ms(t, r.isl), _HANDOFF, t, r.index, r))
         self._touched[w] = None
 
     # -- decode -------------------------------------------------------------------------
@@ -699,19 +738,23 @@ class Fleet:
             d.busy_stop(t)
             return
         heap = d.heap
-        while not (heap[0][2].in_batch and heap[0][2].admit_seq == heap[0][1]):
-            heapq.heappop(heap)
+        top = heap[0]
+        while not (top[2].in_batch and top[2].admit_seq == top[1]):
+            _heappop(heap)
+            top = heap[0]
         b = len(running)
-        speed = self._speed[DECODE]
         d.seg = True
         d.seg_start = t
         d.seg_b = b
-        d.seg_alpha, d.seg_beta, linear_steps = self.timing.decode_run(b, d.used, speed)
+        alpha, beta, linear_steps = self.timing.decode_run(b, d.used, self._speed[DECODE])
+        d.seg_alpha = alpha
+        d.seg_beta = beta
         d.seg_acc = 0
-        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b, linear_steps)
+        d.seg_k = k = min(top[0] - d.steps, (cap - d.used) // b, linear_steps)
         d.version += 1
-        d.busy_start(t)
-        heapq.heappush(self._events, (d.seg_time(d.seg_k), _STEP_END, d.id, d.version, d))
+        if d.busy_mark is None:
+            d.busy_mark = t
+        heapq.heappush(self._events, (run_end(t, alpha, beta, k), _STEP_END, d.id, d.version, d))
 
     def _admit(self, d: _DecodeWorker) -> None:
         """Admission at a step boundary: FIFO while the batch and its next step fit."""
@@ -730,7 +773,7 @@ class Fleet:
                 r.in_batch = True
                 running[r] = None
                 d.used += ctx
-                heapq.heappush(d.heap, (d.steps + r.osl - r.generated, r.admit_seq, r))
+                _heappush(d.heap, (d.steps + r.osl - r.generated, r.admit_seq, r))
             elif not running:
                 waiting.popleft()
                 d.waiting_ctx -= ctx
@@ -753,11 +796,13 @@ class Fleet:
 
     def _sync(self, d: _DecodeWorker, k: int) -> None:
         """Account the segment's steps up to k into the window statistics."""
-        n = k - d.seg_acc
+        acc = d.seg_acc
+        n = k - acc
         if n > 0:
             b = d.seg_b
-            self._window.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, d.seg_acc), d.seg_beta, n, b)
-            self._window.decode_tokens += n * b
+            win = self._window
+            win.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
+            win.decode_tokens += n * b
             d.passes += n
             d.tokens += n * b
             d.seg_acc = k
@@ -765,14 +810,17 @@ class Fleet:
     def _boundary(self, d: _DecodeWorker, t: float) -> None:
         """A planned segment boundary: apply its steps, complete finished requests."""
         k = d.seg_k
-        self._sync(d, k)
+        if k > d.seg_acc:
+            self._sync(d, k)
         d.seg = False
-        d.busy_stop(t)
-        d.steps += k
+        if d.busy_mark is not None:  # busy_stop
+            d.busy_acc += t - d.busy_mark
+            d.busy_mark = None
+        d.steps = steps = d.steps + k
         d.used += k * d.seg_b
         heap = d.heap
-        while heap and heap[0][0] <= d.steps:
-            _, seq, r = heapq.heappop(heap)
+        while heap and heap[0][0] <= steps:
+            _, seq, r = _heappop(heap)
             if r.in_batch and r.admit_seq == seq:
                 r.in_batch = False
                 del d.running[r]
@@ -805,6 +853,7 @@ class Fleet:
         else:
             w = _DecodeWorker(wid, ready_at, ready)
             self._decode.append(w)
+        self._cands.clear()
         if self._ranked_mode:
             self._set_state(w, w.state)
         elif len(self._prefill) + len(self._decode) >= RANKED_FROM_WORKERS:
@@ -833,6 +882,7 @@ class Fleet:
 
     def _set_state(self, w: _Worker, state: str) -> None:
         """Change ``w``'s state; in ranked mode, move it to the ranking of its new state (none once draining)."""
+        self._cands.clear()
         if not self._ranked_mode:
             w.state = state
             return

@@ -51,9 +51,15 @@ class LatencyStats(msgspec.Struct, kw_only=True):
         self.total += weight * (k * first + step * k * (k - 1) / 2.0)
         last = first + step * (k - 1)
         lo, hi = (first, last) if step > 0 else (last, first)
-        self.min = min(self.min, lo)
-        self.max = max(self.max, hi)
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
         buckets = self.buckets
+        b = _bucket(first)
+        if b == _bucket(last):  # the samples are monotonic: all in one bucket (the walk below adds them there too)
+            buckets[b] = buckets.get(b, 0) + k * weight
+            return
         i = 0
         while i < k:
             b = _bucket(first + step * i)

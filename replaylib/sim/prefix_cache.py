@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from itertools import islice
 from collections.abc import Sequence
 
 
@@ -19,26 +19,28 @@ class PrefixCache:
     kv-aware router only looks at workers that hold a request's first block.
     """
 
-    __slots__ = ("_lru", "capacity", "_index", "_bit")
+    __slots__ = ("lru", "capacity", "_index", "_bit")
 
     def __init__(self, capacity_blocks: int, index: dict[int, int] | None = None, bit: int = 0) -> None:
         self.capacity = capacity_blocks
-        self._lru: OrderedDict[int, None] = OrderedDict()
+        # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
+        # id to the most recently used end is taking it out and putting it back.
+        self.lru: dict[int, None] = {}
         self._index = index
         self._bit = bit
 
     def __len__(self) -> int:
-        return len(self._lru)
+        return len(self.lru)
 
     def __contains__(self, block: int) -> bool:
-        return block in self._lru
+        return block in self.lru
 
     def __iter__(self):  # noqa: ANN204 - the held ids, least recently used first
-        return iter(self._lru)
+        return iter(self.lru)
 
     def leading_hits(self, hash_ids: Sequence[int]) -> int:
         """How many leading ids of ``hash_ids`` are cached (does not touch the LRU)."""
-        lru = self._lru
+        lru = self.lru
         n = 0
         for h in hash_ids:
             if h not in lru:
@@ -48,40 +50,39 @@ class PrefixCache:
 
     def touch(self, hash_ids: Sequence[int], n: int) -> None:
         """Mark the first ``n`` ids (all cached) most recently used, last to first."""
-        move = self._lru.move_to_end
+        lru = self.lru
         for h in reversed(hash_ids[:n]):
-            move(h)
+            del lru[h]
+            lru[h] = None  # moved to the most recently used end
 
     def insert(self, hash_ids: Sequence[int]) -> None:
-        """Insert/refresh all ids (last to first), then evict down to capacity.
-
-        Walking the ids last to first and moving each to the most recently used
-        end leaves them, oldest first, in the reverse order of their first
-        occurrence: that is what is built here in one go (held ones are taken
-        out first), whatever the duplicates.
-        """
-        lru = self._lru
-        first = dict.fromkeys(hash_ids)  # each id once, in the order of its first occurrence
-        held = lru.keys() & first
-        for h in held:
-            del lru[h]
-        lru.update(dict.fromkeys(reversed(first)))
+        """Insert/refresh all ids (last to first), then evict down to capacity."""
+        lru = self.lru
         index = self._index
-        if index is not None:
+        if index is None:
+            for h in reversed(hash_ids):
+                if h in lru:
+                    del lru[h]
+                lru[h] = None
+        else:
             bit = self._bit
             get = index.get
-            for h in first.keys() - held if held else first:
-                index[h] = get(h, 0) | bit
+            for h in reversed(hash_ids):
+                if h in lru:
+                    del lru[h]
+                else:
+                    index[h] = get(h, 0) | bit
+                lru[h] = None
         excess = len(lru) - self.capacity
         if excess > 0:
-            pop = lru.popitem
+            victims = list(islice(lru, excess))  # the least recently used
             if index is None:
-                for _ in range(excess):
-                    pop(False)
+                for h in victims:
+                    del lru[h]
             else:
                 keep = ~self._bit
-                for _ in range(excess):
-                    h = pop(False)[0]
+                for h in victims:
+                    del lru[h]
                     m = index[h] & keep
                     if m:
                         index[h] = m
@@ -92,7 +93,7 @@ class PrefixCache:
         """Join the holders ``index``: set this cache's bit on every block it holds."""
         bit = self._bit
         get = index.get
-        for h in self._lru:
+        for h in self.lru:
             index[h] = get(h, 0) | bit
         self._index = index
 
@@ -102,7 +103,7 @@ class PrefixCache:
         if index is None:
             return
         keep = ~self._bit
-        for h in self._lru:
+        for h in self.lru:
             m = index[h] & keep
             if m:
                 index[h] = m
