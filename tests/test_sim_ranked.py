@@ -113,10 +113,11 @@ def check_structures(fleet: Fleet) -> None:
         pool = fleet._prefill if role == PREFILL else fleet._decode
         members = [w for w in pool if w.state == state]
         loads = [(w.queued_tokens if role == PREFILL else w.used + w.waiting_ctx, w.id) for w in members]
-        assert [(load, wid) for load, wid, _ in ranking] == sorted(loads)
-        assert all(w.rank is entry and w.ranking is ranking for entry in ranking for w in [entry[2]])
+        assert [(key >> fleet_mod._ID_BITS, key & fleet_mod._ID_MASK) for key in ranking] == sorted(loads)
+        assert all(w.rank == key and w.ranking is ranking for key in ranking for w in [fleet._by_id[key & fleet_mod._ID_MASK]])
         if role == PREFILL:
             assert fleet._prefill_bits[state] == sum(1 << w.slot for w in members)
+    assert fleet._by_id == {w.id: w for w in (*fleet._prefill, *fleet._decode)}
     assert len({w.slot for w in fleet._prefill}) == len(fleet._prefill)
     assert all(fleet._slots[w.slot] is w for w in fleet._prefill)
     if fleet._holders is not None:
@@ -154,11 +155,13 @@ def replay(cls: type, system, config, rows, script, *, check: bool = False) -> t
             return outs, snaps, fleet.outcomes_in_flight()
 
 
-CASES = [(seed, router) for seed in range(6) for router in ("kv_aware", "least_loaded", "round_robin")]
+CASES = [(seed, router, 8) for seed in range(6) for router in ("kv_aware", "least_loaded", "round_robin")]
+CASES += [(seed, "kv_aware", small) for seed in range(6, 10) for small in (0, 1)]  # groups found by the walk
 
 
-@pytest.mark.parametrize(("seed", "router"), CASES)
-def test_ranked_mode_chooses_what_the_scans_choose(seed: int, router: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("seed", "router", "small_group"), CASES)
+def test_ranked_mode_chooses_what_the_scans_choose(seed: int, router: str, small_group: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
     rows = random_trace(rng, 400)
     script = random_script(rng, rows[-1].timestamp)
@@ -167,6 +170,7 @@ def test_ranked_mode_chooses_what_the_scans_choose(seed: int, router: str, monke
                           prefix_cache=rng.random() < 0.85, max_num_seqs=rng.choice([4, 64]),
                           max_num_batched_tokens=rng.choice([64, 512]))
     monkeypatch.setattr(fleet_mod, "RANKED_FROM_WORKERS", 1)
+    monkeypatch.setattr(fleet_mod, "SMALL_GROUP", small_group)
     CheckedFleet.checked = 0
     ranked = replay(CheckedFleet, system, config, rows, script, check=True)
     assert CheckedFleet.checked > 400  # every request routed and (unless osl 1 or dropped) placed, checked

@@ -59,6 +59,12 @@ _INF = math.inf
 #: and decode placement look at a few workers instead of scanning all of them.  Below it the scans are
 #: cheaper than the upkeep.  Either way the same worker is chosen (tests/test_sim_ranked.py).
 RANKED_FROM_WORKERS = 32
+#: kv_aware in ranked mode: a group of candidates with as many leading hits is looked at member by member
+#: up to this size, and found by a walk of the load ranking above it.
+SMALL_GROUP = 8
+# A ranking entry is one int, ``load << _ID_BITS | id``: ordered as (load, id), compared fast.
+_ID_BITS = 40
+_ID_MASK = (1 << _ID_BITS) - 1
 
 
 class _Req:
@@ -100,10 +106,10 @@ class _Worker:
         self.busy_acc = 0.0  # busy time accounted in the current window
         self.passes = 0
         self.tokens = 0
-        # Where the routers see this worker: its entry (load, id, worker) in the fleet's ranking of the
-        # accepting workers of its role and state, and that ranking (both None once draining or gone).
-        self.rank: tuple | None = None
-        self.ranking: list | None = None
+        # Where the routers see this worker: its entry ``load << _ID_BITS | id`` in the fleet's ranking of
+        # the accepting workers of its role and state, and that ranking (both None once draining or gone).
+        self.rank: int | None = None
+        self.ranking: list[int] | None = None
 
     def busy_start(self, t: float) -> None:
         if self.busy_mark is None:
@@ -229,7 +235,8 @@ class Fleet:
         # active and the starting prefill workers as bit masks (by slot); see _route_prefill, _place_decode.
         self._ranked_mode = False
         self._cands: dict[int, list] = {}  # _candidates' lists, by id of the pool
-        self._ranked: dict[tuple[str, str], list] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
+        self._by_id: dict[int, _Worker] = {}  # the workers not gone, by id (ranking entry -> worker)
+        self._ranked: dict[tuple[str, str], list[int]] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
         self._prefill_bits = {ACTIVE: 0, STARTING: 0}
         # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
         self._holders: dict[int, int] | None = None
@@ -468,7 +475,7 @@ class Fleet:
         if self._ranked_mode:
             self._route_ranked(r)
             return
-        cands = self._candidates(self._prefill)
+        cands = self._cands.get(id(self._prefill)) or self._candidates(self._prefill)
         if not cands:
             self._drop(r, "no_prefill_worker")
             return
@@ -520,52 +527,71 @@ class Fleet:
         else:
             # The least loaded candidate, ties to the lowest id: least_loaded's pick, and kv_aware's when no
             # candidate holds the request's first block (every overlap is 0, every cost load + isl).
-            w = ranked[0][2]
             ids = r.hash_ids
             if ids and len(ranked) > 1 and self._holders is not None:
                 w = self._kv_aware_pick(r, ids, ranked)
+            else:
+                w = self._by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
         w.queue.append(r)
         w.queued_tokens += r.isl
         _rerank(w, w.queued_tokens)
         self._touched[w] = None
 
-    def _kv_aware_pick(self, r: _Req, ids: list[int], ranked: list) -> _PrefillWorker:
+    def _kv_aware_pick(self, r: _Req, ids: list[int], ranked: list[int]) -> _PrefillWorker:
         """kv_aware over ``ranked``: minimum ``queued_tokens + isl - overlap``, ties to the lowest id.
 
         The holders index gives, depth by depth, the bit mask of the candidates holding the first ``h``
         ids; the candidates with exactly ``h`` leading hits share one overlap, so only the least loaded
-        (lowest id among equals) of each such group can be chosen: compare those.
+        (lowest id among equals) of each such group can be chosen: compare those.  A small group is
+        looked at member by member; the big ones are found together, by one walk of the ranking that
+        stops once no group's first member could still beat the best.
         """
         bs, isl, n = self.block_size, r.isl, len(ids)
         get = self._holders.get  # type: ignore[union-attr]
-        at_least = self._prefill_bits[ranked[0][2].state]  # candidates with >= h leading hits
-        best: tuple[int, int] | None = None
-        w = ranked[0][2]
+        by_id = self._by_id
+        w = by_id[ranked[0] & _ID_MASK]
+        at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
+        best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
         slots = self._slots
+        big: list[tuple[int, int]] = []  # (cost - load, members) of the big groups
         h = 0
         while at_least:
             more = at_least & get(ids[h], 0) if h < n else 0
             exact = at_least & ~more  # exactly h leading hits
             if exact:
                 cost = isl - min(h * bs, isl)
-                if exact.bit_count() <= 8:
+                if exact.bit_count() <= SMALL_GROUP:
                     while exact:
                         low = exact & -exact
                         exact ^= low
                         c = slots[low.bit_length() - 1]
-                        key = (c.queued_tokens + cost, c.id)  # type: ignore[union-attr]
+                        key = (c.queued_tokens + cost) << _ID_BITS | c.id  # type: ignore[union-attr]
                         if best is None or key < best:
                             best, w = key, c  # type: ignore[assignment]
-                else:  # a big group: its first member in rank order
-                    for load, wid, c in ranked:
-                        if (exact >> c.slot) & 1:
-                            key = (load + cost, wid)
-                            if best is None or key < best:
-                                best, w = key, c
-                            break
+                else:
+                    big.append((cost, exact))
             at_least = more
             h += 1
-        return w
+        if big:
+            least = min(big)[0] << _ID_BITS  # the smallest cost - load among the groups still looked for
+            for key in ranked:
+                if best is not None and key + least > best:
+                    break  # every later entry, in every group left, costs more than the best
+                c = by_id[key & _ID_MASK]
+                bit = 1 << c.slot  # type: ignore[attr-defined]
+                for i, (cost, members) in enumerate(big):
+                    if members & bit:  # the first (least loaded) member of its group
+                        key += cost << _ID_BITS
+                        if best is None or key < best:
+                            best, w = key, c
+                        del big[i]
+                        break
+                else:
+                    continue
+                if not big:
+                    break
+                least = min(big)[0] << _ID_BITS
+        return w  # type: ignore[return-value]
 
     def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
         """Place a request on a decode worker at ``t``.
@@ -581,23 +607,25 @@ class Fleet:
             if not ranked:
                 self._drop(r, "no_decode_worker")
                 return
-            w = ranked[0][2]
+            by_id = self._by_id
+            w = by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
             if len(ranked) > 1:
                 # Most free KV, ties to the lowest id: the least (used now + waiting, id).  A worker's rank
                 # load is that at the start of its segment, never more than its load now (steps only add
                 # KV), so the walk in rank order stops at the first worker whose load cannot beat the best.
-                best: tuple[int, int] | None = None
-                for load, wid, c in ranked:
-                    if best is not None and (load, wid) > best:
+                best: int | None = None
+                for key in ranked:
+                    if best is not None and key > best:
                         break
+                    c = by_id[key & _ID_MASK]
                     k = -1
-                    if c.seg:
-                        k = c.steps_by(t)
-                        load += k * c.seg_b
-                    if best is None or (load, wid) < best:
-                        best, w, steps_now = (load, wid), c, k
+                    if c.seg:  # type: ignore[attr-defined]
+                        k = c.steps_by(t)  # type: ignore[attr-defined]
+                        key += k * c.seg_b << _ID_BITS  # type: ignore[attr-defined]
+                    if best is None or key < best:
+                        best, w, steps_now = key, c, k  # type: ignore[assignment]
         else:
-            cands = self._candidates(self._decode)
+            cands = self._cands.get(id(self._decode)) or self._candidates(self._decode)
             if not cands:
                 self._drop(r, "no_decode_worker")
                 return
@@ -611,7 +639,7 @@ class Fleet:
                         continue  # the steps of its segment only take more: it cannot beat the best
                     k = -1
                     if c.seg:
-                        k = c.steps_by(t)
+                        k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)
                         free -= k * c.seg_b
                     if free > best_free:
                         best_free, w, steps_now = free, c, k
@@ -626,7 +654,7 @@ class Fleet:
         elif was_empty and len(w.running) < self._max_seqs:
             # Admissible at the next step boundary?  Only then cut the segment there.
             k = steps_now if steps_now >= 0 else w.steps_by(t)
-            end = w.seg_time(k)
+            end = run_end(w.seg_start, w.seg_alpha, w.seg_beta, k)
             if end < t or (after_schedule and end <= t):
                 k += 1
             if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
@@ -785,7 +813,7 @@ class Fleet:
         """End the current segment after its k-th step instead of as planned."""
         d.seg_k = k
         d.version += 1
-        heapq.heappush(self._events, (d.seg_time(k), _STEP_END, d.id, d.version, d))
+        heapq.heappush(self._events, (run_end(d.seg_start, d.seg_alpha, d.seg_beta, k), _STEP_END, d.id, d.version, d))
 
     def _cut_after(self, d: _DecodeWorker, t: float) -> None:
         """End the segment at the first step boundary strictly after ``t`` (cap change)."""
@@ -853,6 +881,9 @@ class Fleet:
         else:
             w = _DecodeWorker(wid, ready_at, ready)
             self._decode.append(w)
+        if wid > _ID_MASK:
+            raise OverflowError(f"worker id {wid} does not fit a ranking entry")
+        self._by_id[wid] = w
         self._cands.clear()
         if self._ranked_mode:
             self._set_state(w, w.state)
@@ -866,6 +897,7 @@ class Fleet:
         self._set_state(w, GONE)
         pool = self._pool(w.role)
         pool.remove(w)
+        del self._by_id[w.id]
         if isinstance(w, _PrefillWorker):
             w.cache.detach()
             self._slots[w.slot] = None
@@ -901,7 +933,7 @@ class Fleet:
         else:
             assert isinstance(w, _DecodeWorker)
             load = w.used + w.waiting_ctx
-        w.rank = (load, w.id, w)
+        w.rank = load << _ID_BITS | w.id
         w.ranking = ranking
         insort(ranking, w.rank)
 
@@ -1020,12 +1052,13 @@ class Fleet:
 
 def _rerank(w: _Worker, load: int) -> None:
     """``w``'s load changed (or not): move its entry in its ranking (``w.rank`` is not None)."""
+    new = load << _ID_BITS | w.id
     old = w.rank
-    if old[0] != load:  # type: ignore[index]
+    if new != old:
         ranking = w.ranking
         del ranking[bisect_left(ranking, old)]  # type: ignore[arg-type]
-        w.rank = new = (load, w.id, w)
         insort(ranking, new)  # type: ignore[arg-type]
+        w.rank = new
 
 
 def _schedule_key(w: _Worker) -> tuple[int, int]:

@@ -57,7 +57,7 @@ class LatencyStats(msgspec.Struct, kw_only=True):
             self.max = hi
         buckets = self.buckets
         b = _bucket(first)
-        if b == _bucket(last):  # the samples are monotonic: all in one bucket (the walk below adds them there too)
+        if b == _bucket(last):  # the samples are monotonic: all in one bucket (the walk below puts them there too)
             buckets[b] = buckets.get(b, 0) + k * weight
             return
         i = 0
