@@ -746,7 +746,8 @@ class Fleet:
         cap = self._kv_cap
         running = d.running
         waiting = d.waiting
-        self._admit(d)
+        if waiting:
+            self._admit(d)
         while running and d.used + len(running) > cap:
             r, _ = running.popitem()
             r.in_batch = False
@@ -983,49 +984,59 @@ class Fleet:
     def _snapshot(self) -> Snapshot:
         now = self._now
         metrics: list[WorkerMetrics] = []
+        append = metrics.append
+        kv_cap, bs = self._kv_cap, self.block_size
+        cap_p, cap_d = self._caps[PREFILL], self._caps[DECODE]
         for w in self._prefill:
-            w.busy_stop(now)
-            in_pass = w.chunks is not None
-            if in_pass:
-                w.busy_start(now)
-            metrics.append(
+            if w.busy_mark is not None:  # busy_stop, and busy_start again while a pass is in flight
+                w.busy_acc += now - w.busy_mark
+                w.busy_mark = None
+            chunks = w.chunks
+            if chunks is not None:
+                w.busy_mark = now
+            in_pass = len(chunks) if chunks else 0
+            append(
                 WorkerMetrics(
-                    worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=self._caps[PREFILL],
-                    batched_prefill_tokens=w.pass_tokens if in_pass else 0,
-                    prefill_requests=len(w.chunks) if w.chunks else 0,
+                    worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=cap_p,
+                    batched_prefill_tokens=w.pass_tokens if chunks is not None else 0,
+                    prefill_requests=in_pass,
                     decode_requests=0,
-                    kv_tokens_used=min(len(w.cache) * self.block_size, self._kv_cap),
-                    kv_capacity_tokens=self._kv_cap,
-                    queued_requests=len(w.queue) - (len(w.chunks) if w.chunks else 0),
+                    kv_tokens_used=min(len(w.cache.lru) * bs, kv_cap),
+                    kv_capacity_tokens=kv_cap,
+                    queued_requests=len(w.queue) - in_pass,
                     queued_tokens=w.queued_tokens,
                     busy_ms=w.busy_acc, passes=w.passes, tokens=w.tokens,
                 )
             )
+            w.busy_acc = 0.0
+            w.passes = 0
+            w.tokens = 0
         for d in self._decode:
             used = d.used
             if d.seg:
                 k = d.steps_by(now)
                 self._sync(d, k)
                 used += k * d.seg_b
-                d.busy_stop(now)
-                d.busy_start(now)
-            metrics.append(
+                if d.busy_mark is not None:  # busy_stop, busy_start
+                    d.busy_acc += now - d.busy_mark
+                d.busy_mark = now
+            append(
                 WorkerMetrics(
-                    worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=self._caps[DECODE],
+                    worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=cap_d,
                     batched_prefill_tokens=0, prefill_requests=0,
                     decode_requests=len(d.running),
                     kv_tokens_used=used,
-                    kv_capacity_tokens=self._kv_cap,
+                    kv_capacity_tokens=kv_cap,
                     queued_requests=len(d.waiting),
                     queued_tokens=d.waiting_ctx,
                     busy_ms=d.busy_acc, passes=d.passes, tokens=d.tokens,
                 )
             )
-        for w in (*self._prefill, *self._decode):
-            w.busy_acc = 0.0
-            w.passes = 0
-            w.tokens = 0
-        metrics.sort(key=lambda m: m.worker_id)
+            d.busy_acc = 0.0
+            d.passes = 0
+            d.tokens = 0
+        if self._prefill and self._decode and self._prefill[-1].id > self._decode[0].id:
+            metrics.sort(key=lambda m: m.worker_id)  # else the two pools, each in id order, are in order
         window = self._window
         window.end_ms = now
         self._window = TrafficWindow(start_ms=now, end_ms=now)
