@@ -512,7 +512,8 @@ class Fleet:
                 w = min(cands, key=lambda c: (c.queued_tokens, c.id))
         w.queue.append(r)
         w.queued_tokens += r.isl
-        self._touched[w] = None
+        if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
+            self._touched[w] = None
 
     def _route_ranked(self, r: _Req) -> None:
         """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
@@ -535,7 +536,8 @@ class Fleet:
         w.queue.append(r)
         w.queued_tokens += r.isl
         _rerank(w, w.queued_tokens)
-        self._touched[w] = None
+        if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
+            self._touched[w] = None
 
     def _kv_aware_pick(self, r: _Req, ids: list[int], ranked: list[int]) -> _PrefillWorker:
         """kv_aware over ``ranked``: minimum ``queued_tokens + isl - overlap``, ties to the lowest id.
@@ -620,7 +622,7 @@ class Fleet:
                     c = by_id[key & _ID_MASK]
                     k = -1
                     if c.seg:  # type: ignore[attr-defined]
-                        k = c.steps_by(t)  # type: ignore[attr-defined]
+                        k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)  # type: ignore[attr-defined]
                         key += k * c.seg_b << _ID_BITS  # type: ignore[attr-defined]
                     if best is None or key < best:
                         best, w, steps_now = key, c, k  # type: ignore[assignment]
@@ -653,7 +655,7 @@ class Fleet:
             self._touched[w] = None
         elif was_empty and len(w.running) < self._max_seqs:
             # Admissible at the next step boundary?  Only then cut the segment there.
-            k = steps_now if steps_now >= 0 else w.steps_by(t)
+            k = steps_now if steps_now >= 0 else run_steps_by(w.seg_start, w.seg_alpha, w.seg_beta, w.seg_k, t)
             end = run_end(w.seg_start, w.seg_alpha, w.seg_beta, k)
             if end < t or (after_schedule and end <= t):
                 k += 1
