@@ -781,7 +781,13 @@ class Fleet:
         d.seg_alpha = alpha
         d.seg_beta = beta
         d.seg_acc = 0
-        d.seg_k = k = min(top[0] - d.steps, (cap - d.used) // b, linear_steps)
+        k = top[0] - d.steps  # min(next completion, KV room, the run's linear steps)
+        room = (cap - d.used) // b
+        if room < k:
+            k = room
+        if linear_steps < k:
+            k = linear_steps
+        d.seg_k = k
         d.version += 1
         if d.busy_mark is None:
             d.busy_mark = t
@@ -841,8 +847,16 @@ class Fleet:
     def _boundary(self, d: _DecodeWorker, t: float) -> None:
         """A planned segment boundary: apply its steps, complete finished requests."""
         k = d.seg_k
-        if k > d.seg_acc:
-            self._sync(d, k)
+        acc = d.seg_acc
+        if k > acc:  # _sync(d, k), inline: one for every boundary
+            n = k - acc
+            b = d.seg_b
+            win = self._window
+            win.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
+            win.decode_tokens += n * b
+            d.passes += n
+            d.tokens += n * b
+            d.seg_acc = k
         d.seg = False
         if d.busy_mark is not None:  # busy_stop
             d.busy_acc += t - d.busy_mark
