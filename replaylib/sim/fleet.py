@@ -847,16 +847,8 @@ class Fleet:
     def _boundary(self, d: _DecodeWorker, t: float) -> None:
         """A planned segment boundary: apply its steps, complete finished requests."""
         k = d.seg_k
-        acc = d.seg_acc
-        if k > acc:  # _sync(d, k), inline: one for every boundary
-            n = k - acc
-            b = d.seg_b
-            win = self._window
-            win.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
-            win.decode_tokens += n * b
-            d.passes += n
-            d.tokens += n * b
-            d.seg_acc = k
+        if k > d.seg_acc:
+            self._sync(d, k)
         d.seg = False
         if d.busy_mark is not None:  # busy_stop
             d.busy_acc += t - d.busy_mark
