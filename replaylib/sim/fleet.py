@@ -13,6 +13,12 @@ admissible hand-off, a cap change, a failure) or where the timing model's
 linear form ends (a table's grid point).  Every pass time, step time, hand-off
 time and cap speed comes from the fleet's timing and power models; nothing
 here computes one.
+
+A big fleet (``RANKED_FROM_WORKERS`` workers or more) does not scan its workers
+either: it keeps them ranked by load per role and state, and kv_aware keeps a
+holders index of the prefill caches (block id -> bit mask of the workers
+holding it), so routing and decode placement look at a few workers whatever
+the fleet's size, and choose the worker the scans would.
 """
 
 from __future__ import annotations
