@@ -1,6 +1,8 @@
 """The fleet's ranked mode (big fleets, ``replaylib.sim.fleet.RANKED_FROM_WORKERS``): the load rankings,
 the candidate bit masks and the holders index of the prefill caches must always agree with the workers
-they describe, and routing and decode placement must choose exactly the worker the plain scans choose.
+they describe, and routing and decode placement must choose exactly the worker a brute-force scan
+chooses (checked at every pick, in ranked mode and in the scan mode of small fleets, whose scans skip
+the workers that cannot win).
 
 Every check runs on random fleets with ranked mode forced on from the first worker, with random
 scaling (starting and draining workers), node losses and cap changes, small prefix caches (so blocks
@@ -174,8 +176,10 @@ def test_ranked_mode_chooses_what_the_scans_choose(seed: int, router: str, small
     CheckedFleet.checked = 0
     ranked = replay(CheckedFleet, system, config, rows, script, check=True)
     assert CheckedFleet.checked > 400  # every request routed and (unless osl 1 or dropped) placed, checked
-    monkeypatch.setattr(fleet_mod, "RANKED_FROM_WORKERS", 10**9)
-    scanned = replay(Fleet, system, config, rows, script)
+    monkeypatch.setattr(fleet_mod, "RANKED_FROM_WORKERS", 10**9)  # the scans, with their own shortcuts, checked too
+    CheckedFleet.checked = 0
+    scanned = replay(CheckedFleet, system, config, rows, script)
+    assert CheckedFleet.checked > 400
     assert ranked == scanned  # every outcome and every snapshot
 
 

@@ -430,8 +430,10 @@ class Fleet:
                         if w.state == STARTING:
                             self._set_state(w, ACTIVE)
                         self._touched[w] = None
-            while self._next_time == t:
-                self._arrive(t)
+            if self._next_time == t:
+                arrive = self._arrive
+                while self._next_time == t:
+                    arrive(t)
             if self._touched:
                 self._schedule(t)
 
@@ -639,17 +641,30 @@ class Fleet:
                 return
             w = cands[0]
             if len(cands) > 1:
+                # Most free KV now, ties to the lowest id.  A worker's free KV at the start of its segment
+                # bounds it from above (steps only take more): the worker with the most of that is
+                # counted first, the others' steps only where they could still beat the best.
                 cap = self._kv_cap
-                best_free = -_INF
+                best_free = cap - w.used - w.waiting_ctx
                 for c in cands:
                     free = cap - c.used - c.waiting_ctx
-                    if free <= best_free:
-                        continue  # the steps of its segment only take more: it cannot beat the best
+                    if free > best_free:
+                        best_free, w = free, c
+                if w.seg:
+                    steps_now = run_steps_by(w.seg_start, w.seg_alpha, w.seg_beta, w.seg_k, t)
+                    best_free -= steps_now * w.seg_b
+                lead = w
+                for c in cands:
+                    if c is lead:
+                        continue
+                    free = cap - c.used - c.waiting_ctx
+                    if free < best_free or (free == best_free and c.id > w.id):
+                        continue  # it cannot beat the best
                     k = -1
                     if c.seg:
                         k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)
                         free -= k * c.seg_b
-                    if free > best_free:
+                    if free > best_free or (free == best_free and c.id < w.id):
                         best_free, w, steps_now = free, c, k
         ctx = r.isl + r.generated
         was_empty = not w.waiting
@@ -665,8 +680,9 @@ class Fleet:
             end = run_end(w.seg_start, w.seg_alpha, w.seg_beta, k)
             if end < t or (after_schedule and end <= t):
                 k += 1
+                end = None
             if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
-                self._cut_at(w, k)
+                self._cut_at(w, k, end)
 
     # -- prefill ------------------------------------------------------------------------
 
@@ -824,11 +840,13 @@ class Fleet:
             else:
                 break
 
-    def _cut_at(self, d: _DecodeWorker, k: int) -> None:
-        """End the current segment after its k-th step instead of as planned."""
+    def _cut_at(self, d: _DecodeWorker, k: int, end: float | None = None) -> None:
+        """End the current segment after its k-th step (ending at ``end``, if known) instead of as planned."""
         d.seg_k = k
         d.version += 1
-        heapq.heappush(self._events, (run_end(d.seg_start, d.seg_alpha, d.seg_beta, k), _STEP_END, d.id, d.version, d))
+        if end is None:
+            end = run_end(d.seg_start, d.seg_alpha, d.seg_beta, k)
+        heapq.heappush(self._events, (end, _STEP_END, d.id, d.version, d))
 
     def _cut_after(self, d: _DecodeWorker, t: float) -> None:
         """End the segment at the first step boundary strictly after ``t`` (cap change)."""
