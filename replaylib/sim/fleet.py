@@ -27,9 +27,9 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections import deque
-from heapq import heappop as _heappop
-from heapq import heappush as _heappush
 from collections.abc import Callable, Iterable
+from heapq import heappop as _heappop  # the workers' own heaps (the event heap goes through ``heapq.``)
+from heapq import heappush as _heappush
 
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
@@ -563,7 +563,7 @@ class Fleet:
         at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
         best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
         slots = self._slots
-        big: list[tuple[int, int]] = []  # (cost - load, members) of the big groups
+        big: list[tuple[int, int]] = []  # (isl - overlap, members) of the big groups
         h = 0
         while at_least:
             more = at_least & get(ids[h], 0) if h < n else 0
@@ -583,7 +583,7 @@ class Fleet:
             at_least = more
             h += 1
         if big:
-            least = min(big)[0] << _ID_BITS  # the smallest cost - load among the groups still looked for
+            least = min(big)[0] << _ID_BITS  # the smallest isl - overlap among the groups still looked for
             for key in ranked:
                 if best is not None and key + least > best:
                     break  # every later entry, in every group left, costs more than the best

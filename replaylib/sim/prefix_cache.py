@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from itertools import islice
 from collections.abc import Sequence
+from itertools import islice
 
 
 class PrefixCache:
@@ -13,10 +13,10 @@ class PrefixCache:
     leading (most shareable) blocks end up most recently used and a request's
     tail is evicted before its head.
 
-    ``index`` (shared by the caches of a fleet's prefill workers) maps every
-    block id held by any of them to a bit mask of the holders: this cache sets
-    ``bit`` on the blocks it gains and clears it on the blocks it evicts, so the
-    kv-aware router only looks at workers that hold a request's first block.
+    ``index`` (shared by the caches of a big fleet's prefill workers) maps
+    every block id held by any of them to a bit mask of the holders: this cache
+    sets ``bit`` on the blocks it gains and clears it on the blocks it evicts,
+    so the kv-aware router need not ask every worker for its leading hits.
     """
 
     __slots__ = ("lru", "capacity", "_index", "_bit")
