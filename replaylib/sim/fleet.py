@@ -282,21 +282,24 @@ class Fleet:
 
     def advance_to(self, t_ms: float) -> Snapshot:
         """Process every event up to ``t_ms`` (finishing passes in flight) and snapshot."""
+        steps: dict[_DecodeWorker, int] | None = None  # each segment's steps by the snapshot time, when known
         if t_ms > self._now:
             self._run_until(t_ms)
             end = t_ms
             for w in self._prefill:
                 if w.chunks is not None and w.pass_start < t_ms < w.pass_end:
                     end = max(end, w.pass_end)
+            steps = {}
             for d in self._decode:
                 if d.seg:
-                    k = d.steps_by(t_ms)
+                    steps[d] = k = run_steps_by(d.seg_start, d.seg_alpha, d.seg_beta, d.seg_k, t_ms)
                     if k < d.seg_k and d.seg_time(k) < t_ms:
                         end = max(end, d.seg_time(k + 1))
             if end > t_ms:
                 self._run_until(end)
+                steps = None  # events ran on to ``end``
             self._now = end
-        return self._snapshot()
+        return self._snapshot(steps)
 
     def apply_scaling(self, n_prefill: int, n_decode: int) -> ScalingResult:
         """Target ``n`` accepting workers per role: start new ones or drain the newest."""
@@ -1013,7 +1016,8 @@ class Fleet:
 
     # -- snapshot -----------------------------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
+    def _snapshot(self, steps: dict[_DecodeWorker, int] | None = None) -> Snapshot:
+        """The snapshot at ``now``; ``steps``: each decode segment's ``steps_by(now)``, if already counted."""
         now = self._now
         metrics: list[WorkerMetrics] = []
         append = metrics.append
@@ -1046,7 +1050,7 @@ class Fleet:
         for d in self._decode:
             used = d.used
             if d.seg:
-                k = d.steps_by(now)
+                k = d.steps_by(now) if steps is None else steps[d]
                 self._sync(d, k)
                 used += k * d.seg_b
                 if d.busy_mark is not None:  # busy_stop, busy_start
