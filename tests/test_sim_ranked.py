@@ -109,8 +109,17 @@ class CheckedFleet(Fleet):
 
 
 def check_structures(fleet: Fleet) -> None:
-    """Rankings, candidate masks and holders index against the workers themselves."""
+    """Rankings, candidate masks and holders index against the workers themselves (the rankings once the
+    workers whose load changed since they were ranked are re-ranked, as the next routing or placement does)."""
     assert fleet._ranked_mode
+    for w in fleet._stale_p:
+        if w.rank is not None:
+            fleet_mod._rerank(w, w.queued_tokens)
+    for d in fleet._stale_d:
+        if d.rank is not None:
+            fleet_mod._rerank(d, d.used + d.waiting_ctx)
+    fleet._stale_p.clear()
+    fleet._stale_d.clear()
     for (role, state), ranking in fleet._ranked.items():
         pool = fleet._prefill if role == PREFILL else fleet._decode
         members = [w for w in pool if w.state == state]

@@ -244,6 +244,10 @@ class Fleet:
         self._by_id: dict[int, _Worker] = {}  # the workers not gone, by id (ranking entry -> worker)
         self._ranked: dict[tuple[str, str], list[int]] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
         self._prefill_bits = {ACTIVE: 0, STARTING: 0}
+        # Ranked workers whose load may have changed since they were ranked: re-ranked just before a
+        # routing (prefill) or a placement (decode) reads the rankings, once however often they changed.
+        self._stale_p: dict[_PrefillWorker, None] = {}
+        self._stale_d: dict[_DecodeWorker, None] = {}
         # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
         self._holders: dict[int, int] | None = None
         self._slots: list[_PrefillWorker | None] = []  # slot -> prefill worker (None: free)
@@ -528,6 +532,12 @@ class Fleet:
 
     def _route_ranked(self, r: _Req) -> None:
         """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
+        stale = self._stale_p
+        if stale:
+            for c in stale:
+                if c.rank is not None:
+                    _rerank(c, c.queued_tokens)
+            stale.clear()
         ranked = self._ranked[PREFILL, ACTIVE] or self._ranked[PREFILL, STARTING]
         if not ranked:
             self._drop(r, "no_prefill_worker")
@@ -546,7 +556,7 @@ class Fleet:
                 w = self._by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
         w.queue.append(r)
         w.queued_tokens += r.isl
-        _rerank(w, w.queued_tokens)
+        self._stale_p[w] = None
         if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
             self._touched[w] = None
 
@@ -616,6 +626,12 @@ class Fleet:
         """
         steps_now = -1  # the chosen worker's steps_by(t), when the choice needed it
         if self._ranked_mode:
+            stale = self._stale_d
+            if stale:
+                for c in stale:
+                    if c.rank is not None:
+                        _rerank(c, c.used + c.waiting_ctx)
+                stale.clear()
             ranked = self._ranked[DECODE, ACTIVE] or self._ranked[DECODE, STARTING]
             if not ranked:
                 self._drop(r, "no_decode_worker")
@@ -674,7 +690,7 @@ class Fleet:
         w.waiting.append(r)
         w.waiting_ctx += ctx
         if w.rank is not None:
-            _rerank(w, w.used + w.waiting_ctx)
+            self._stale_d[w] = None
         if not w.seg:
             self._touched[w] = None
         elif was_empty and len(w.running) < self._max_seqs:
@@ -720,7 +736,7 @@ class Fleet:
             if budget == 0:
                 break
         if w.rank is not None:
-            _rerank(w, w.queued_tokens)
+            self._stale_p[w] = None
         duration = self.timing.prefill_pass_ms(spans, self._speed[PREFILL])
         w.chunks = chunks
         w.pass_start = t
@@ -743,7 +759,7 @@ class Fleet:
         w.tokens += tokens
         w.queued_tokens -= tokens
         if w.rank is not None:
-            _rerank(w, w.queued_tokens)
+            self._stale_p[w] = None
         win = self._window
         win.prefill_tokens += tokens
         queue = w.queue
@@ -789,7 +805,7 @@ class Fleet:
             if not running:
                 self._admit(d)  # once more: a request that no longer fits even alone is dropped
         if d.rank is not None:
-            _rerank(d, d.used + d.waiting_ctx)  # admission drops (admitting and preempting move KV between the two)
+            self._stale_d[d] = None  # admission drops (admitting and preempting move KV between the two)
         if not running:
             d.busy_stop(t)
             return
@@ -892,7 +908,7 @@ class Fleet:
                 r.generated = r.osl
                 self._complete(r, t)
         if d.rank is not None:
-            _rerank(d, d.used + d.waiting_ctx)
+            self._stale_d[d] = None
         self._touched[d] = None
 
     # -- workers ------------------------------------------------------------------------
