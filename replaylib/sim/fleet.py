@@ -13,14 +13,23 @@ admissible hand-off, a cap change, a failure) or where the timing model's
 linear form ends (a table's grid point).  Every pass time, step time, hand-off
 time and cap speed comes from the fleet's timing and power models; nothing
 here computes one.
+
+A big fleet (``RANKED_FROM_WORKERS`` workers or more) does not scan its workers
+either: it keeps them ranked by load per role and state, and kv_aware keeps a
+holders index of the prefill caches (block id -> bit mask of the workers
+holding it), so routing and decode placement look at a few workers whatever
+the fleet's size, and choose the worker the scans would.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable
+from heapq import heappop as _heappop  # the workers' own heaps (the event heap goes through ``heapq.``)
+from heapq import heappush as _heappush
 
 from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
@@ -52,6 +61,18 @@ _READY, _PASS_END, _STEP_END, _HANDOFF = 0, 1, 2, 3
 DROP_REASONS = ("no_prefill_worker", "no_decode_worker", "kv_too_large")
 _INF = math.inf
 
+#: From this many workers (both roles, gone ones not counted) on, a fleet keeps its workers ranked by load
+#: and, kv_aware with a prefix cache, a holders index of the prefill workers' cached blocks, so that routing
+#: and decode placement look at a few workers instead of scanning all of them.  Below it the scans are
+#: cheaper than the upkeep.  Either way the same worker is chosen (tests/test_sim_ranked.py).
+RANKED_FROM_WORKERS = 32
+#: kv_aware in ranked mode: a group of candidates with as many leading hits is looked at member by member
+#: up to this size, and found by a walk of the load ranking above it.
+SMALL_GROUP = 8
+# A ranking entry is one int, ``load << _ID_BITS | id``: ordered as (load, id), compared fast.
+_ID_BITS = 40
+_ID_MASK = (1 << _ID_BITS) - 1
+
 
 class _Req:
     """Mutable per-request state while the request is in the fleet."""
@@ -80,7 +101,7 @@ class _Req:
 
 
 class _Worker:
-    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens")
+    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens", "rank", "ranking")
 
     def __init__(self, wid: int, role: str, ready_at: float, ready: bool) -> None:
         self.id = wid
@@ -92,6 +113,10 @@ class _Worker:
         self.busy_acc = 0.0  # busy time accounted in the current window
         self.passes = 0
         self.tokens = 0
+        # Where the routers see this worker: its entry ``load << _ID_BITS | id`` in the fleet's ranking of
+        # the accepting workers of its role and state, and that ranking (both None once draining or gone).
+        self.rank: int | None = None
+        self.ranking: list[int] | None = None
 
     def busy_start(self, t: float) -> None:
         if self.busy_mark is None:
@@ -104,13 +129,15 @@ class _Worker:
 
 
 class _PrefillWorker(_Worker):
-    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version")
+    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version", "slot")
 
-    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int) -> None:
+    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int, index: dict[int, int] | None,
+                 slot: int) -> None:
         super().__init__(wid, PREFILL, ready_at, ready)
         self.queue: deque[_Req] = deque()
         self.queued_tokens = 0
-        self.cache = PrefixCache(cache_blocks)
+        self.slot = slot  # this worker's bit (1 << slot) in the fleet's holders index and candidate masks
+        self.cache = PrefixCache(cache_blocks, index, 1 << slot)
         self.chunks: list[tuple[_Req, int]] | None = None  # the pass in flight
         self.pass_start = 0.0
         self.pass_end = 0.0
@@ -213,6 +240,22 @@ class Fleet:
         self._prefill: list[_PrefillWorker] = []  # not gone, id order
         self._decode: list[_DecodeWorker] = []
         self._rr = {PREFILL: 0, DECODE: 0}
+        # Ranked mode (from RANKED_FROM_WORKERS workers on, then for good): per role, the active and the
+        # starting workers ranked by (load, id), where the load is a prefill worker's queued tokens and a
+        # decode worker's used + waiting KV at the start of its segment (its KV now is never less), and the
+        # active and the starting prefill workers as bit masks (by slot); see _route_prefill, _place_decode.
+        self._ranked_mode = False
+        self._cands: dict[int, list] = {}  # _candidates' lists, by id of the pool
+        self._by_id: dict[int, _Worker] = {}  # the workers not gone, by id (ranking entry -> worker)
+        self._ranked: dict[tuple[str, str], list[int]] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
+        self._prefill_bits = {ACTIVE: 0, STARTING: 0}
+        # Ranked workers whose load may have changed since they were ranked: re-ranked just before a
+        # routing (prefill) or a placement (decode) reads the rankings, once however often they changed.
+        self._stale_p: dict[_PrefillWorker, None] = {}
+        self._stale_d: dict[_DecodeWorker, None] = {}
+        # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
+        self._holders: dict[int, int] | None = None
+        self._slots: list[_PrefillWorker | None] = []  # slot -> prefill worker (None: free)
         self._touched: dict[_Worker, None] = {}
         self._admit_counter = 0
         for _ in range(config.prefill_workers):
@@ -248,21 +291,24 @@ class Fleet:
 
     def advance_to(self, t_ms: float) -> Snapshot:
         """Process every event up to ``t_ms`` (finishing passes in flight) and snapshot."""
+        steps: dict[_DecodeWorker, int] | None = None  # each segment's steps by the snapshot time, when known
         if t_ms > self._now:
             self._run_until(t_ms)
             end = t_ms
             for w in self._prefill:
                 if w.chunks is not None and w.pass_start < t_ms < w.pass_end:
                     end = max(end, w.pass_end)
+            steps = {}
             for d in self._decode:
                 if d.seg:
-                    k = d.steps_by(t_ms)
+                    steps[d] = k = run_steps_by(d.seg_start, d.seg_alpha, d.seg_beta, d.seg_k, t_ms)
                     if k < d.seg_k and d.seg_time(k) < t_ms:
                         end = max(end, d.seg_time(k + 1))
             if end > t_ms:
                 self._run_until(end)
+                steps = None  # events ran on to ``end``
             self._now = end
-        return self._snapshot()
+        return self._snapshot(steps)
 
     def apply_scaling(self, n_prefill: int, n_decode: int) -> ScalingResult:
         """Target ``n`` accepting workers per role: start new ones or drain the newest."""
@@ -278,7 +324,7 @@ class Fleet:
             for _ in range(n - len(accepting)):
                 started.append(self._add_worker(role, ready=False).id)
             for w in sorted(accepting, key=lambda w: w.id, reverse=True)[: max(0, len(accepting) - n)]:
-                w.state = DRAINING
+                self._set_state(w, DRAINING)
                 draining.append(w.id)
                 if not w.holds_work():
                     self._remove(w)
@@ -367,37 +413,41 @@ class Fleet:
 
     def _run_until(self, limit: float) -> None:
         events = self._events
-        pop = heapq.heappop
+        pop = heapq.heappop  # looked up per call (tools/bench_fleet.py counts the event heap's pops)
+        boundary, pass_end, place = self._boundary, self._pass_end, self._place_decode
         while True:
-            t = events[0][0] if events else _INF
-            if self._next_time < t:
-                t = self._next_time
+            t = self._next_time
+            if events and events[0][0] < t:
+                t = events[0][0]
             if t > limit:
                 return
             self._now = t
             while events and events[0][0] == t:
                 ev = pop(events)
                 kind = ev[1]
-                if kind == _PASS_END:
-                    w = ev[4]
-                    if w.version == ev[3] and w.chunks is not None:
-                        self._pass_end(w, t)
-                elif kind == _STEP_END:
+                if kind == _STEP_END:
                     d = ev[4]
                     if d.version == ev[3] and d.seg:
-                        self._boundary(d, t)
+                        boundary(d, t)
+                elif kind == _PASS_END:
+                    w = ev[4]
+                    if w.version == ev[3] and w.chunks is not None:
+                        pass_end(w, t)
                 elif kind == _HANDOFF:
-                    self._place_decode(ev[4], t)
+                    place(ev[4], t)
                 else:  # _READY
                     w = ev[4]
                     if w.state != GONE:
                         w.ready = True
                         if w.state == STARTING:
-                            w.state = ACTIVE
+                            self._set_state(w, ACTIVE)
                         self._touched[w] = None
-            while self._next_time == t:
-                self._arrive(t)
-            self._schedule(t)
+            if self._next_time == t:
+                arrive = self._arrive
+                while self._next_time == t:
+                    arrive(t)
+            if self._touched:
+                self._schedule(t)
 
     def _arrive(self, t: float) -> None:
         src = self._arrivals
@@ -419,7 +469,7 @@ class Fleet:
         if not touched:
             return
         self._touched = {}
-        for w in sorted(touched, key=_schedule_key):
+        for w in touched if len(touched) == 1 else sorted(touched, key=_schedule_key):
             if w.state == GONE:
                 continue
             if isinstance(w, _PrefillWorker):
@@ -433,11 +483,19 @@ class Fleet:
     # -- routing ------------------------------------------------------------------------
 
     def _candidates(self, pool: list) -> list:
-        active = [w for w in pool if w.state == ACTIVE]
-        return active or [w for w in pool if w.state == STARTING]
+        """The routing candidates of ``pool``, id order (kept until a worker of the fleet changes state)."""
+        key = id(pool)
+        cands = self._cands.get(key)
+        if cands is None:
+            cands = [w for w in pool if w.state == ACTIVE] or [w for w in pool if w.state == STARTING]
+            self._cands[key] = cands
+        return cands
 
     def _route_prefill(self, r: _Req) -> None:
-        cands = self._candidates(self._prefill)
+        if self._ranked_mode:
+            self._route_ranked(r)
+            return
+        cands = self._cands.get(id(self._prefill)) or self._candidates(self._prefill)
         if not cands:
             self._drop(r, "no_prefill_worker")
             return
@@ -449,18 +507,119 @@ class Fleet:
         elif self._router == "least_loaded":
             w = min(cands, key=lambda c: (c.queued_tokens, c.id))
         else:  # kv_aware
-            ids = r.hash_ids or ()
-            bs, isl, use_cache = self.block_size, r.isl, self._prefix_cache
+            ids = r.hash_ids
+            isl = r.isl
             w = cands[0]
-            best = _INF
-            for c in cands:
-                overlap = min(c.cache.leading_hits(ids) * bs, isl) if use_cache else 0
-                cost = c.queued_tokens + isl - overlap
-                if cost < best:
-                    best, w = cost, c
+            if ids and self._prefix_cache:
+                bs, first = self.block_size, ids[0]
+                most = min(len(ids) * bs, isl)  # the largest overlap there can be
+                best = _INF
+                for c in cands:
+                    cost = c.queued_tokens + isl
+                    if cost - most >= best:
+                        continue  # even a full overlap would not make it strictly cheaper
+                    lru = c.cache.lru
+                    if first in lru:  # else no leading hit: overlap 0
+                        hits = 0
+                        for h in ids:
+                            if h not in lru:
+                                break
+                            hits += 1
+                        cost -= min(hits * bs, isl)
+                    if cost < best:
+                        best, w = cost, c
+            else:  # every overlap is 0: the least queued, ties to the lowest id
+                w = min(cands, key=lambda c: (c.queued_tokens, c.id))
         w.queue.append(r)
         w.queued_tokens += r.isl
-        self._touched[w] = None
+        if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
+            self._touched[w] = None
+
+    def _route_ranked(self, r: _Req) -> None:
+        """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
+        stale = self._stale_p
+        if stale:
+            for c in stale:
+                if c.rank is not None:
+                    _rerank(c, c.queued_tokens)
+            stale.clear()
+        ranked = self._ranked[PREFILL, ACTIVE] or self._ranked[PREFILL, STARTING]
+        if not ranked:
+            self._drop(r, "no_prefill_worker")
+            return
+        if self._router == "round_robin":
+            cands = self._candidates(self._prefill)
+            w = cands[self._rr[PREFILL] % len(cands)]
+            self._rr[PREFILL] += 1
+        else:
+            # The least loaded candidate, ties to the lowest id: least_loaded's pick, and kv_aware's when no
+            # candidate holds the request's first block (every overlap is 0, every cost load + isl).
+            ids = r.hash_ids
+            if ids and len(ranked) > 1 and self._holders is not None:
+                w = self._kv_aware_pick(r, ids, ranked)
+            else:
+                w = self._by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
+        w.queue.append(r)
+        w.queued_tokens += r.isl
+        self._stale_p[w] = None
+        if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
+            self._touched[w] = None
+
+    def _kv_aware_pick(self, r: _Req, ids: list[int], ranked: list[int]) -> _PrefillWorker:
+        """kv_aware over ``ranked``: minimum ``queued_tokens + isl - overlap``, ties to the lowest id.
+
+        The holders index gives, depth by depth, the bit mask of the candidates holding the first ``h``
+        ids; the candidates with exactly ``h`` leading hits share one overlap, so only the least loaded
+        (lowest id among equals) of each such group can be chosen: compare those.  A small group is
+        looked at member by member; the big ones are found together, by one walk of the ranking that
+        stops once no group's first member could still beat the best.
+        """
+        bs, isl, n = self.block_size, r.isl, len(ids)
+        get = self._holders.get  # type: ignore[union-attr]
+        by_id = self._by_id
+        w = by_id[ranked[0] & _ID_MASK]
+        at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
+        best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
+        slots = self._slots
+        big: list[tuple[int, int]] = []  # (isl - overlap, members) of the big groups
+        h = 0
+        while at_least:
+            more = at_least & get(ids[h], 0) if h < n else 0
+            exact = at_least & ~more  # exactly h leading hits
+            if exact:
+                cost = isl - min(h * bs, isl)
+                if exact.bit_count() <= SMALL_GROUP:
+                    while exact:
+                        low = exact & -exact
+                        exact ^= low
+                        c = slots[low.bit_length() - 1]
+                        key = (c.queued_tokens + cost) << _ID_BITS | c.id  # type: ignore[union-attr]
+                        if best is None or key < best:
+                            best, w = key, c  # type: ignore[assignment]
+                else:
+                    big.append((cost, exact))
+            at_least = more
+            h += 1
+        if big:
+            least = min(big)[0] << _ID_BITS  # the smallest isl - overlap among the groups still looked for
+            for key in ranked:
+                if best is not None and key + least > best:
+                    break  # every later entry, in every group left, costs more than the best
+                c = by_id[key & _ID_MASK]
+                bit = 1 << c.slot  # type: ignore[attr-defined]
+                for i, (cost, members) in enumerate(big):
+                    if members & bit:  # the first (least loaded) member of its group
+                        key += cost << _ID_BITS
+                        if best is None or key < best:
+                            best, w = key, c
+                        del big[i]
+                        break
+                else:
+                    continue
+                if not big:
+                    break
+                least = min(big)[0] << _ID_BITS
+        return w  # type: ignore[return-value]
 
     def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
         """Place a request on a decode worker at ``t``.
@@ -470,31 +629,84 @@ class Fleet:
         that phase (``after_schedule``, from ``fail_workers``) is not: the step starting
         at ``t`` has already begun.
         """
-        cands = self._candidates(self._decode)
-        if not cands:
-            self._drop(r, "no_decode_worker")
-            return
-        w = cands[0]
-        if len(cands) > 1:
-            best = -_INF
-            for c in cands:
-                used = c.used + (c.steps_by(t) * c.seg_b if c.seg else 0)
-                free = self._kv_cap - used - c.waiting_ctx
-                if free > best:
-                    best, w = free, c
+        steps_now = -1  # the chosen worker's steps_by(t), when the choice needed it
+        if self._ranked_mode:
+            stale = self._stale_d
+            if stale:
+                for c in stale:
+                    if c.rank is not None:
+                        _rerank(c, c.used + c.waiting_ctx)
+                stale.clear()
+            ranked = self._ranked[DECODE, ACTIVE] or self._ranked[DECODE, STARTING]
+            if not ranked:
+                self._drop(r, "no_decode_worker")
+                return
+            by_id = self._by_id
+            w = by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
+            if len(ranked) > 1:
+                # Most free KV, ties to the lowest id: the least (used now + waiting, id).  A worker's rank
+                # load is that at the start of its segment, never more than its load now (steps only add
+                # KV), so the walk in rank order stops at the first worker whose load cannot beat the best.
+                best: int | None = None
+                for key in ranked:
+                    if best is not None and key > best:
+                        break
+                    c = by_id[key & _ID_MASK]
+                    k = -1
+                    if c.seg:  # type: ignore[attr-defined]
+                        k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)  # type: ignore[attr-defined]
+                        key += k * c.seg_b << _ID_BITS  # type: ignore[attr-defined]
+                    if best is None or key < best:
+                        best, w, steps_now = key, c, k  # type: ignore[assignment]
+        else:
+            cands = self._cands.get(id(self._decode)) or self._candidates(self._decode)
+            if not cands:
+                self._drop(r, "no_decode_worker")
+                return
+            w = cands[0]
+            if len(cands) > 1:
+                # Most free KV now, ties to the lowest id.  A worker's free KV at the start of its segment
+                # bounds it from above (steps only take more): the worker with the most of that is
+                # counted first, the others' steps only where they could still beat the best.
+                cap = self._kv_cap
+                best_free = cap - w.used - w.waiting_ctx
+                for c in cands:
+                    free = cap - c.used - c.waiting_ctx
+                    if free > best_free:
+                        best_free, w = free, c
+                if w.seg:
+                    steps_now = run_steps_by(w.seg_start, w.seg_alpha, w.seg_beta, w.seg_k, t)
+                    best_free -= steps_now * w.seg_b
+                lead = w
+                for c in cands:
+                    if c is lead:
+                        continue
+                    free = cap - c.used - c.waiting_ctx
+                    if free < best_free or (free == best_free and c.id > w.id):
+                        continue  # it cannot beat the best
+                    k = -1
+                    if c.seg:
+                        k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)
+                        free -= k * c.seg_b
+                    if free > best_free or (free == best_free and c.id < w.id):
+                        best_free, w, steps_now = free, c, k
         ctx = r.isl + r.generated
         was_empty = not w.waiting
         w.waiting.append(r)
         w.waiting_ctx += ctx
+        if w.rank is not None:
+            self._stale_d[w] = None
         if not w.seg:
             self._touched[w] = None
         elif was_empty and len(w.running) < self._max_seqs:
             # Admissible at the next step boundary?  Only then cut the segment there.
-            k = w.steps_by(t)
-            if w.seg_time(k) < t or (after_schedule and w.seg_time(k) <= t):
+            k = steps_now if steps_now >= 0 else run_steps_by(w.seg_start, w.seg_alpha, w.seg_beta, w.seg_k, t)
+            end = run_end(w.seg_start, w.seg_alpha, w.seg_beta, k)
+            if end < t or (after_schedule and end <= t):
                 k += 1
+                end = None
             if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
-                self._cut_at(w, k)
+                self._cut_at(w, k, end)
 
     # -- prefill ------------------------------------------------------------------------
 
@@ -504,12 +716,13 @@ class Fleet:
         spans: list[tuple[int, int]] = []  # (new tokens, context) per chunk, for the timing model
         total = 0
         win = self._window
+        use_cache = self._prefix_cache
         for r in w.queue:
             if not r.scheduled:
                 r.scheduled = True
                 cached = 0
-                if self._prefix_cache:
-                    ids = r.hash_ids or ()
+                ids = r.hash_ids
+                if use_cache and ids:
                     hits = w.cache.leading_hits(ids)
                     if hits:
                         w.cache.touch(ids, hits)
@@ -527,26 +740,35 @@ class Fleet:
             budget -= n
             if budget == 0:
                 break
+        if w.rank is not None:
+            self._stale_p[w] = None
         duration = self.timing.prefill_pass_ms(spans, self._speed[PREFILL])
         w.chunks = chunks
         w.pass_start = t
         w.pass_end = t + duration
         w.pass_tokens = total
         w.version += 1
-        w.busy_start(t)
+        if w.busy_mark is None:
+            w.busy_mark = t
         heapq.heappush(self._events, (w.pass_end, _PASS_END, w.id, w.version, w))
 
     def _pass_end(self, w: _PrefillWorker, t: float) -> None:
         chunks = w.chunks
         assert chunks is not None
         w.chunks = None
-        w.busy_stop(t)
+        if w.busy_mark is not None:  # busy_stop
+            w.busy_acc += t - w.busy_mark
+            w.busy_mark = None
         w.passes += 1
-        w.tokens += w.pass_tokens
-        w.queued_tokens -= w.pass_tokens
+        tokens = w.pass_tokens
+        w.tokens += tokens
+        w.queued_tokens -= tokens
+        if w.rank is not None:
+            self._stale_p[w] = None
         win = self._window
-        win.prefill_tokens += w.pass_tokens
+        win.prefill_tokens += tokens
         queue = w.queue
+        use_cache = self._prefix_cache
         for r, n in chunks:
             r.done += n
             if r.done < r.isl:
@@ -554,7 +776,7 @@ class Fleet:
             queue.popleft()
             r.first_token = t
             r.generated = 1
-            if self._prefix_cache and r.hash_ids:
+            if use_cache and r.hash_ids:
                 w.cache.insert(r.hash_ids)
             r.hash_ids = None
             win.first_tokens += 1
@@ -562,8 +784,7 @@ class Fleet:
             if r.osl == 1:
                 self._complete(r, t)
             else:
-                arrive = self.timing.kv_transfer_end_ms(t, r.isl)
-                heapq.heappush(self._events, (arrive, _HANDOFF, t, r.index, r))
+                heapq.heappush(self._events, (self.timing.kv_transfer_end_ms(t, r.isl), _HANDOFF, t, r.index, r))
         self._touched[w] = None
 
     # -- decode -------------------------------------------------------------------------
@@ -573,7 +794,8 @@ class Fleet:
         cap = self._kv_cap
         running = d.running
         waiting = d.waiting
-        self._admit(d)
+        if waiting:
+            self._admit(d)
         while running and d.used + len(running) > cap:
             r, _ = running.popitem()
             r.in_batch = False
@@ -587,23 +809,35 @@ class Fleet:
             self._window.preemptions += 1
             if not running:
                 self._admit(d)  # once more: a request that no longer fits even alone is dropped
+        if d.rank is not None:
+            self._stale_d[d] = None  # admission drops (admitting and preempting move KV between the two)
         if not running:
             d.busy_stop(t)
             return
         heap = d.heap
-        while not (heap[0][2].in_batch and heap[0][2].admit_seq == heap[0][1]):
-            heapq.heappop(heap)
+        top = heap[0]
+        while not (top[2].in_batch and top[2].admit_seq == top[1]):
+            _heappop(heap)
+            top = heap[0]
         b = len(running)
-        speed = self._speed[DECODE]
         d.seg = True
         d.seg_start = t
         d.seg_b = b
-        d.seg_alpha, d.seg_beta, linear_steps = self.timing.decode_run(b, d.used, speed)
+        alpha, beta, linear_steps = self.timing.decode_run(b, d.used, self._speed[DECODE])
+        d.seg_alpha = alpha
+        d.seg_beta = beta
         d.seg_acc = 0
-        d.seg_k = min(heap[0][0] - d.steps, (cap - d.used) // b, linear_steps)
+        k = top[0] - d.steps  # min(next completion, KV room, the run's linear steps)
+        room = (cap - d.used) // b
+        if room < k:
+            k = room
+        if linear_steps < k:
+            k = linear_steps
+        d.seg_k = k
         d.version += 1
-        d.busy_start(t)
-        heapq.heappush(self._events, (d.seg_time(d.seg_k), _STEP_END, d.id, d.version, d))
+        if d.busy_mark is None:
+            d.busy_mark = t
+        heapq.heappush(self._events, (run_end(t, alpha, beta, k), _STEP_END, d.id, d.version, d))
 
     def _admit(self, d: _DecodeWorker) -> None:
         """Admission at a step boundary: FIFO while the batch and its next step fit."""
@@ -622,7 +856,7 @@ class Fleet:
                 r.in_batch = True
                 running[r] = None
                 d.used += ctx
-                heapq.heappush(d.heap, (d.steps + r.osl - r.generated, r.admit_seq, r))
+                _heappush(d.heap, (d.steps + r.osl - r.generated, r.admit_seq, r))
             elif not running:
                 waiting.popleft()
                 d.waiting_ctx -= ctx
@@ -630,11 +864,13 @@ class Fleet:
             else:
                 break
 
-    def _cut_at(self, d: _DecodeWorker, k: int) -> None:
-        """End the current segment after its k-th step instead of as planned."""
+    def _cut_at(self, d: _DecodeWorker, k: int, end: float | None = None) -> None:
+        """End the current segment after its k-th step (ending at ``end``, if known) instead of as planned."""
         d.seg_k = k
         d.version += 1
-        heapq.heappush(self._events, (d.seg_time(k), _STEP_END, d.id, d.version, d))
+        if end is None:
+            end = run_end(d.seg_start, d.seg_alpha, d.seg_beta, k)
+        heapq.heappush(self._events, (end, _STEP_END, d.id, d.version, d))
 
     def _cut_after(self, d: _DecodeWorker, t: float) -> None:
         """End the segment at the first step boundary strictly after ``t`` (cap change)."""
@@ -645,11 +881,13 @@ class Fleet:
 
     def _sync(self, d: _DecodeWorker, k: int) -> None:
         """Account the segment's steps up to k into the window statistics."""
-        n = k - d.seg_acc
+        acc = d.seg_acc
+        n = k - acc
         if n > 0:
             b = d.seg_b
-            self._window.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, d.seg_acc), d.seg_beta, n, b)
-            self._window.decode_tokens += n * b
+            win = self._window
+            win.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
+            win.decode_tokens += n * b
             d.passes += n
             d.tokens += n * b
             d.seg_acc = k
@@ -657,20 +895,25 @@ class Fleet:
     def _boundary(self, d: _DecodeWorker, t: float) -> None:
         """A planned segment boundary: apply its steps, complete finished requests."""
         k = d.seg_k
-        self._sync(d, k)
+        if k > d.seg_acc:
+            self._sync(d, k)
         d.seg = False
-        d.busy_stop(t)
-        d.steps += k
+        if d.busy_mark is not None:  # busy_stop
+            d.busy_acc += t - d.busy_mark
+            d.busy_mark = None
+        d.steps = steps = d.steps + k
         d.used += k * d.seg_b
         heap = d.heap
-        while heap and heap[0][0] <= d.steps:
-            _, seq, r = heapq.heappop(heap)
+        while heap and heap[0][0] <= steps:
+            _, seq, r = _heappop(heap)
             if r.in_batch and r.admit_seq == seq:
                 r.in_batch = False
                 del d.running[r]
                 d.used -= r.isl + r.osl
                 r.generated = r.osl
                 self._complete(r, t)
+        if d.rank is not None:
+            self._stale_d[d] = None
         self._touched[d] = None
 
     # -- workers ------------------------------------------------------------------------
@@ -684,19 +927,72 @@ class Fleet:
         ready_at = self._now if ready else self._now + self.system.startup_delay_ms
         w: _Worker
         if role == PREFILL:
-            w = _PrefillWorker(wid, ready_at, ready, self._cache_blocks)
+            slots = self._slots
+            slot = slots.index(None) if None in slots else len(slots)
+            w = _PrefillWorker(wid, ready_at, ready, self._cache_blocks, self._holders, slot)
+            if slot == len(slots):
+                slots.append(w)
+            else:
+                slots[slot] = w
             self._prefill.append(w)
         else:
             w = _DecodeWorker(wid, ready_at, ready)
             self._decode.append(w)
+        if wid > _ID_MASK:
+            raise OverflowError(f"worker id {wid} does not fit a ranking entry")
+        self._by_id[wid] = w
+        self._cands.clear()
+        if self._ranked_mode:
+            self._set_state(w, w.state)
+        elif len(self._prefill) + len(self._decode) >= RANKED_FROM_WORKERS:
+            self._enter_ranked_mode()
         if not ready:
             heapq.heappush(self._events, (ready_at, _READY, wid, 0, w))
         return w
 
     def _remove(self, w: _Worker) -> None:
-        w.state = GONE
+        self._set_state(w, GONE)
         pool = self._pool(w.role)
         pool.remove(w)
+        del self._by_id[w.id]
+        if isinstance(w, _PrefillWorker):
+            w.cache.detach()
+            self._slots[w.slot] = None
+
+    def _enter_ranked_mode(self) -> None:
+        """Rank every worker and (kv_aware with a prefix cache) index every prefill worker's cache."""
+        self._ranked_mode = True
+        if self._router == "kv_aware" and self._prefix_cache:
+            self._holders = {}
+            for w in self._prefill:
+                w.cache.attach(self._holders)
+        for w in (*self._prefill, *self._decode):
+            self._set_state(w, w.state)
+
+    def _set_state(self, w: _Worker, state: str) -> None:
+        """Change ``w``'s state; in ranked mode, move it to the ranking of its new state (none once draining)."""
+        self._cands.clear()
+        if not self._ranked_mode:
+            w.state = state
+            return
+        if w.ranking is not None:
+            del w.ranking[bisect_left(w.ranking, w.rank)]
+            if isinstance(w, _PrefillWorker):
+                self._prefill_bits[w.state] &= ~(1 << w.slot)
+        w.state = state
+        ranking = self._ranked.get((w.role, state))
+        if ranking is None:
+            w.rank = w.ranking = None
+            return
+        if isinstance(w, _PrefillWorker):
+            self._prefill_bits[state] |= 1 << w.slot
+            load = w.queued_tokens
+        else:
+            assert isinstance(w, _DecodeWorker)
+            load = w.used + w.waiting_ctx
+        w.rank = load << _ID_BITS | w.id
+        w.ranking = ranking
+        insort(ranking, w.rank)
 
     # -- request ends -------------------------------------------------------------------
 
@@ -741,52 +1037,63 @@ class Fleet:
 
     # -- snapshot -----------------------------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
+    def _snapshot(self, steps: dict[_DecodeWorker, int] | None = None) -> Snapshot:
+        """The snapshot at ``now``; ``steps``: each decode segment's ``steps_by(now)``, if already counted."""
         now = self._now
         metrics: list[WorkerMetrics] = []
+        append = metrics.append
+        kv_cap, bs = self._kv_cap, self.block_size
+        cap_p, cap_d = self._caps[PREFILL], self._caps[DECODE]
         for w in self._prefill:
-            w.busy_stop(now)
-            in_pass = w.chunks is not None
-            if in_pass:
-                w.busy_start(now)
-            metrics.append(
+            if w.busy_mark is not None:  # busy_stop, and busy_start again while a pass is in flight
+                w.busy_acc += now - w.busy_mark
+                w.busy_mark = None
+            chunks = w.chunks
+            if chunks is not None:
+                w.busy_mark = now
+            in_pass = len(chunks) if chunks else 0
+            append(
                 WorkerMetrics(
-                    worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=self._caps[PREFILL],
-                    batched_prefill_tokens=w.pass_tokens if in_pass else 0,
-                    prefill_requests=len(w.chunks) if w.chunks else 0,
+                    worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=cap_p,
+                    batched_prefill_tokens=w.pass_tokens if chunks is not None else 0,
+                    prefill_requests=in_pass,
                     decode_requests=0,
-                    kv_tokens_used=min(len(w.cache) * self.block_size, self._kv_cap),
-                    kv_capacity_tokens=self._kv_cap,
-                    queued_requests=len(w.queue) - (len(w.chunks) if w.chunks else 0),
+                    kv_tokens_used=min(len(w.cache.lru) * bs, kv_cap),
+                    kv_capacity_tokens=kv_cap,
+                    queued_requests=len(w.queue) - in_pass,
                     queued_tokens=w.queued_tokens,
                     busy_ms=w.busy_acc, passes=w.passes, tokens=w.tokens,
                 )
             )
+            w.busy_acc = 0.0
+            w.passes = 0
+            w.tokens = 0
         for d in self._decode:
             used = d.used
             if d.seg:
-                k = d.steps_by(now)
+                k = d.steps_by(now) if steps is None else steps[d]
                 self._sync(d, k)
                 used += k * d.seg_b
-                d.busy_stop(now)
-                d.busy_start(now)
-            metrics.append(
+                if d.busy_mark is not None:  # busy_stop, busy_start
+                    d.busy_acc += now - d.busy_mark
+                d.busy_mark = now
+            append(
                 WorkerMetrics(
-                    worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=self._caps[DECODE],
+                    worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=cap_d,
                     batched_prefill_tokens=0, prefill_requests=0,
                     decode_requests=len(d.running),
                     kv_tokens_used=used,
-                    kv_capacity_tokens=self._kv_cap,
+                    kv_capacity_tokens=kv_cap,
                     queued_requests=len(d.waiting),
                     queued_tokens=d.waiting_ctx,
                     busy_ms=d.busy_acc, passes=d.passes, tokens=d.tokens,
                 )
             )
-        for w in (*self._prefill, *self._decode):
-            w.busy_acc = 0.0
-            w.passes = 0
-            w.tokens = 0
-        metrics.sort(key=lambda m: m.worker_id)
+            d.busy_acc = 0.0
+            d.passes = 0
+            d.tokens = 0
+        if self._prefill and self._decode and self._prefill[-1].id > self._decode[0].id:
+            metrics.sort(key=lambda m: m.worker_id)  # else the two pools, each in id order, are in order
         window = self._window
         window.end_ms = now
         self._window = TrafficWindow(start_ms=now, end_ms=now)
@@ -809,6 +1116,17 @@ class Fleet:
             turns_held=self._arrivals.held(now),
             turns_abandoned=self._arrivals.abandoned,
         )
+
+
+def _rerank(w: _Worker, load: int) -> None:
+    """``w``'s load changed (or not): move its entry in its ranking (``w.rank`` is not None)."""
+    new = load << _ID_BITS | w.id
+    old = w.rank
+    if new != old:
+        ranking = w.ranking
+        del ranking[bisect_left(ranking, old)]  # type: ignore[arg-type]
+        insort(ranking, new)  # type: ignore[arg-type]
+        w.rank = new
 
 
 def _schedule_key(w: _Worker) -> tuple[int, int]:

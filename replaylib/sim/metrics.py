@@ -27,7 +27,7 @@ class LatencyStats(msgspec.Struct, kw_only=True):
 
     def add(self, value: float, weight: int = 1) -> None:
         """Add ``weight`` samples equal to ``value`` (> 0)."""
-        b = _bucket(value)
+        b = _ceil(_log(value) / _LOG_GAMMA) if value > 0 else _NO_BUCKET  # _bucket(value)
         self.buckets[b] = self.buckets.get(b, 0) + weight
         self.count += weight
         self.total += value * weight
@@ -51,9 +51,16 @@ class LatencyStats(msgspec.Struct, kw_only=True):
         self.total += weight * (k * first + step * k * (k - 1) / 2.0)
         last = first + step * (k - 1)
         lo, hi = (first, last) if step > 0 else (last, first)
-        self.min = min(self.min, lo)
-        self.max = max(self.max, hi)
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
         buckets = self.buckets
+        b = _ceil(_log(first) / _LOG_GAMMA) if first > 0 else _NO_BUCKET  # _bucket(first), _bucket(last)
+        if b == (_ceil(_log(last) / _LOG_GAMMA) if last > 0 else _NO_BUCKET):
+            # the samples are monotonic: all in one bucket (the walk below puts them there too)
+            buckets[b] = buckets.get(b, 0) + k * weight
+            return
         i = 0
         while i < k:
             b = _bucket(first + step * i)
@@ -110,8 +117,12 @@ class LatencyStats(msgspec.Struct, kw_only=True):
         return self.quantile(0.99)
 
 
+_NO_BUCKET = -(2**31)  # where samples <= 0 go
+_ceil, _log = math.ceil, math.log
+
+
 def _bucket(value: float) -> int:
-    return math.ceil(math.log(value) / _LOG_GAMMA) if value > 0 else -(2**31)
+    return _ceil(_log(value) / _LOG_GAMMA) if value > 0 else _NO_BUCKET
 
 
 class LatencySummary(msgspec.Struct, frozen=True, kw_only=True):

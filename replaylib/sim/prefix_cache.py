@@ -1,9 +1,9 @@
-"""A worker's prefix cache: an LRU of KV block ids."""
+"""A worker's prefix cache: an LRU of KV block ids, optionally kept in a fleet-wide holders index."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import islice
 
 
 class PrefixCache:
@@ -12,23 +12,35 @@ class PrefixCache:
     Touching or inserting a request's ids walks them last to first, so its
     leading (most shareable) blocks end up most recently used and a request's
     tail is evicted before its head.
+
+    ``index`` (shared by the caches of a big fleet's prefill workers) maps
+    every block id held by any of them to a bit mask of the holders: this cache
+    sets ``bit`` on the blocks it gains and clears it on the blocks it evicts,
+    so the kv-aware router need not ask every worker for its leading hits.
     """
 
-    __slots__ = ("_lru", "capacity")
+    __slots__ = ("lru", "capacity", "_index", "_bit")
 
-    def __init__(self, capacity_blocks: int) -> None:
+    def __init__(self, capacity_blocks: int, index: dict[int, int] | None = None, bit: int = 0) -> None:
         self.capacity = capacity_blocks
-        self._lru: OrderedDict[int, None] = OrderedDict()
+        # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
+        # id to the most recently used end is taking it out and putting it back.
+        self.lru: dict[int, None] = {}
+        self._index = index
+        self._bit = bit
 
     def __len__(self) -> int:
-        return len(self._lru)
+        return len(self.lru)
 
     def __contains__(self, block: int) -> bool:
-        return block in self._lru
+        return block in self.lru
+
+    def __iter__(self):  # noqa: ANN204 - the held ids, least recently used first
+        return iter(self.lru)
 
     def leading_hits(self, hash_ids: Sequence[int]) -> int:
         """How many leading ids of ``hash_ids`` are cached (does not touch the LRU)."""
-        lru = self._lru
+        lru = self.lru
         n = 0
         for h in hash_ids:
             if h not in lru:
@@ -38,21 +50,63 @@ class PrefixCache:
 
     def touch(self, hash_ids: Sequence[int], n: int) -> None:
         """Mark the first ``n`` ids (all cached) most recently used, last to first."""
-        move = self._lru.move_to_end
-        for i in range(n - 1, -1, -1):
-            move(hash_ids[i])
+        lru = self.lru
+        for h in reversed(hash_ids[:n]):
+            del lru[h]
+            lru[h] = None  # moved to the most recently used end
 
     def insert(self, hash_ids: Sequence[int]) -> None:
         """Insert/refresh all ids (last to first), then evict down to capacity."""
-        lru = self._lru
-        move = lru.move_to_end
-        for i in range(len(hash_ids) - 1, -1, -1):
-            h = hash_ids[i]
-            if h in lru:
-                move(h)
-            else:
+        lru = self.lru
+        index = self._index
+        if index is None:
+            for h in reversed(hash_ids):
+                if h in lru:
+                    del lru[h]
+                lru[h] = None
+        else:
+            bit = self._bit
+            get = index.get
+            for h in reversed(hash_ids):
+                if h in lru:
+                    del lru[h]
+                else:
+                    index[h] = get(h, 0) | bit
                 lru[h] = None
         excess = len(lru) - self.capacity
-        while excess > 0:
-            lru.popitem(last=False)
-            excess -= 1
+        if excess > 0:
+            victims = list(islice(lru, excess))  # the least recently used
+            if index is None:
+                for h in victims:
+                    del lru[h]
+            else:
+                keep = ~self._bit
+                for h in victims:
+                    del lru[h]
+                    m = index[h] & keep
+                    if m:
+                        index[h] = m
+                    else:
+                        del index[h]
+
+    def attach(self, index: dict[int, int]) -> None:
+        """Join the holders ``index``: set this cache's bit on every block it holds."""
+        bit = self._bit
+        get = index.get
+        for h in self.lru:
+            index[h] = get(h, 0) | bit
+        self._index = index
+
+    def detach(self) -> None:
+        """Leave the holders index (the worker is gone): clear this cache's bit on every block it holds."""
+        index = self._index
+        if index is None:
+            return
+        keep = ~self._bit
+        for h in self.lru:
+            m = index[h] & keep
+            if m:
+                index[h] = m
+            else:
+                del index[h]
+        self._index = None
