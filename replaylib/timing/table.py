@@ -168,6 +168,9 @@ class TableTiming(LinearTransfer):
         self._d_ctx = [float(c.context) for c in d.curves]
         self._d_b = [list(c.batch) for c in d.curves]
         self._d_t = [list(c.step_ms) for c in d.curves]
+        #: (curve j, batch) -> (f_j(batch), growth per context token to curve j + 1, below, above): decode runs
+        #: repeat their batch sizes, and both lookups of ``between`` depend on nothing else
+        self._d_memo: dict[tuple[int, int], tuple[float, float, bool, bool]] = {}
         # out-of-range counters (the flags note one lookup's reads)
         self._flag_below = self._flag_above = False
         self._p_n = self._p_below = self._p_above = self._p_max = 0
@@ -328,13 +331,20 @@ class TableTiming(LinearTransfer):
             self._d_max_b = batch
         if c > self._d_max_c:
             self._d_max_c = c
-        xa, xb = self._d_b[j], self._d_b[j + 1]
-        if batch < xa[0] or batch < xb[0]:
+        hit = self._d_memo.get((j, batch))
+        if hit is None:
+            xa, xb = self._d_b[j], self._d_b[j + 1]
+            fa = interp_flat(xa, self._d_t[j], batch)
+            hit = (fa, (interp_flat(xb, self._d_t[j + 1], batch) - fa) / (ctxs[j + 1] - ctxs[j]),
+                   batch < xa[0] or batch < xb[0], batch > xa[-1] or batch > xb[-1])
+            self._d_memo[(j, batch)] = hit
+        fa, slope, below, above = hit
+        if below:
             self._d_bb += 1
-        if batch > xa[-1] or batch > xb[-1]:
+        if above:
             self._d_ba += 1
-        value, slope, steps = between(xa, self._d_t[j], xb, self._d_t[j + 1], ctxs[j], ctxs[j + 1], batch, c)
-        return value / speed, slope / speed, steps
+        # between()'s formula, with its two lookups memoised
+        return (fa + slope * (c - ctxs[j])) / speed, slope / speed, max(1, math.ceil(ctxs[j + 1] - c))
 
     def decode_max_batch(self, itl_ms: float, context: float, speed: float, limit: int) -> int:
         """Largest integer ``b ≤ limit`` with ``f(b, context) / speed ≤ itl_ms`` (the step time need
