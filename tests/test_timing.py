@@ -436,3 +436,29 @@ def test_every_shipped_curve_says_where_its_numbers_come_from(path: Path) -> Non
         assert s.provenance is not None, f"{path.name}: a table-timed system must say where its table comes from"
     if s.provenance is not None:
         assert s.provenance.call.startswith("python -m replaylib systems import ")
+
+
+def test_multi_curve_prefill_pass_equals_its_chunk_by_chunk_definition() -> None:
+    """The per-pass fast path of a table with several context curves (the shipped aiconfigurator H100 has
+    eight) gives the same time and the same range report as summing _chunk_cost chunk by chunk."""
+    import random
+
+    from replaylib.timing.table import TableTiming
+
+    system = load_system(REPO / "systems" / "h100_sxm.yaml")
+    assert len(system.timing.prefill.curves) > 1
+    fast, slow = TableTiming(system), TableTiming(system)
+    rng = random.Random(5)
+    for _ in range(3000):
+        chunks = [(rng.choice([1, 7, 64, 500, 4096, 20000, 140000, rng.randint(1, 200000)]),
+                   rng.choice([0, 0, 3, 1024, 5000, 70000, 131072, 300000, rng.randint(0, 200000)]))
+                  for _ in range(rng.randint(1, 5))]
+        speed = rng.choice([1.0, 0.37])
+        slow._flag_below = slow._flag_above = False
+        total = slow.pass_overhead_ms
+        for n, c in chunks:
+            total += slow._chunk_cost(n, c)
+        slow._count_pass()
+        assert fast.prefill_pass_ms(chunks, speed) == total / speed, chunks
+    assert fast.range_report() == slow.range_report()
+    assert fast.range_report().prefill_above > 0  # passes beyond the curves were exercised (none can fall below: they start at 1 token)

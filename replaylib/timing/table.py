@@ -212,11 +212,51 @@ class TableTiming(LinearTransfer):
 
     def prefill_pass_ms(self, chunks: Sequence[tuple[int, int]], speed: float) -> float:
         if not self._p_single:
-            self._flag_below = self._flag_above = False
+            # _chunk_cost per chunk and _count_pass, with the range notes kept in locals (the fleet's per-pass call)
+            ctxs, xss, gss = self._p_ctx, self._p_xs, self._p_gs
+            last = len(ctxs) - 1
+            below = above = False
+            big = 0.0
             total = self.pass_overhead_ms
-            for n, ctx in chunks:
-                total += self._chunk_cost(n, ctx)
-            self._count_pass()
+            for n, c in chunks:
+                k = bisect.bisect_right(ctxs, c) - 1
+                off = c - ctxs[k]
+                xs = xss[k]
+                x = off + n
+                if x > xs[-1]:
+                    above = True
+                elif 0.0 < x < xs[1]:
+                    below = True
+                if x > big:
+                    big = x
+                if off > 0.0:
+                    if off > xs[-1]:
+                        above = True
+                    elif off < xs[1]:
+                        below = True
+                    if off > big:
+                        big = off
+                cost = telescoped(xs, gss[k], n, off)
+                if k < last and off > 0.0:
+                    w = off / (ctxs[k + 1] - ctxs[k])
+                    xs = xss[k + 1]
+                    if n > xs[-1]:
+                        above = True
+                    elif 0.0 < n < xs[1]:
+                        below = True
+                    if n > big:
+                        big = n
+                    cost = (1.0 - w) * cost + w * telescoped(xs, gss[k + 1], n, 0.0)
+                if cost > 0.0:
+                    total += cost
+            self._flag_below, self._flag_above = below, above
+            self._p_n += 1
+            if below:
+                self._p_below += 1
+            if above:
+                self._p_above += 1
+            if big > self._p_max:
+                self._p_max = int(big)
             return total / speed
         # one curve (the common case): the same costs with the range notes kept in locals (the fleet's per-pass call)
         xs, gs = self._p_xs[0], self._p_gs[0]
