@@ -227,15 +227,13 @@ class TableTiming(LinearTransfer):
                     above = True
                 elif 0.0 < x < xs[1]:
                     below = True
-                if x > big:
+                if x > big:  # x = off + n is the largest token count the chunk notes
                     big = x
                 if off > 0.0:
                     if off > xs[-1]:
                         above = True
                     elif off < xs[1]:
                         below = True
-                    if off > big:
-                        big = off
                 cost = telescoped(xs, gss[k], n, off)
                 if k < last and off > 0.0:
                     w = off / (ctxs[k + 1] - ctxs[k])
@@ -244,8 +242,6 @@ class TableTiming(LinearTransfer):
                         above = True
                     elif 0.0 < n < xs[1]:
                         below = True
-                    if n > big:
-                        big = n
                     cost = (1.0 - w) * cost + w * telescoped(xs, gss[k + 1], n, 0.0)
                 if cost > 0.0:
                     total += cost
