@@ -32,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``only``: just that verb's parser (what running one verb needs — building the
+    others imports their registries, e.g. every systems and trace importer, for nothing)."""
     parser = _Parser(
         prog="python -m replaylib",
         description="Replay LLM request traces through a simulated fleet, record planner decisions, diff them.",
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"replaylib {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
-    for verb in VERBS:
+    for verb in VERBS if only is None else (only,):
         importlib.import_module(f"replaylib.cli.{verb}_cmd").register(sub)
     return parser
 
@@ -54,8 +56,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # a run of one verb builds that verb's parser alone; anything else (--help, --version, a typo) the whole one
+    parser = build_parser(words[0] if words and words[0] in VERBS else None)
+    args = parser.parse_args(words)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.func(args) or 0)
