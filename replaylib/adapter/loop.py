@@ -216,10 +216,11 @@ class _Replay:
             [FaultWindow(e.at_s * 1000.0, _INF if e.duration_s is None else (e.at_s + e.duration_s) * 1000.0, e.fraction) for e in faults],
             signal_rng(self.seed, "frontend"),
         )
-        #: the frontend's counters are recorded (else null) when a fault or admission control can touch it
+        #: the frontend's counters are recorded (else null) when a fault or admission control can touch it;
+        #: otherwise it gates nothing and the fleet reads its arrivals directly (no wrapper per arrival)
         self.has_frontend = bool(faults) or sc.planner.admission_control == "auto"
         self.fleet = Fleet(self.system, sc.fleet, self._rows(), block_size=sc.trace.block_size, timing=timing, power=self.power,
-                           closed_loop=closed, frontend=self.frontend)
+                           closed_loop=closed, frontend=self.frontend if self.has_frontend else None)
         ctx = planner_context(loaded, self.seed, timing=timing, power=power)
         #: a planner loaded from a spec belongs to this replay, which closes it at the end
         self.owns_planner = planner is None or isinstance(planner, str)
