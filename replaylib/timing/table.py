@@ -75,13 +75,24 @@ def telescoped(xs: Sequence[float], gs: Sequence[float], n: float, ctx: float) -
     return cost - interp_slope(xs, gs, ctx) if ctx > 0 else cost
 
 
+def line_between(xa: Sequence[float], ya: Sequence[float], xb: Sequence[float], yb: Sequence[float],
+                 c_lo: float, c_hi: float, b: float) -> tuple[float, float]:
+    """At batch ``b``, the step time's line in the context between the curves at ``c_lo`` and ``c_hi``:
+    ``(step time at c_lo, growth per context token)``."""
+    fa = interp_flat(xa, ya, b)
+    return fa, (interp_flat(xb, yb, b) - fa) / (c_hi - c_lo)
+
+
+def on_line(fa: float, slope: float, c_lo: float, c_hi: float, c: float) -> tuple[float, float, int]:
+    """That line at context ``c``: ``(value, growth per context token, steps until the context reaches c_hi)``."""
+    return fa + slope * (c - c_lo), slope, max(1, math.ceil(c_hi - c))
+
+
 def between(xa: Sequence[float], ya: Sequence[float], xb: Sequence[float], yb: Sequence[float],
             c_lo: float, c_hi: float, b: float, c: float) -> tuple[float, float, int]:
     """Step time at batch ``b`` and context ``c`` between the curves at ``c_lo`` and ``c_hi``:
     ``(value, growth per context token, steps until the context reaches c_hi)``."""
-    fa = interp_flat(xa, ya, b)
-    slope = (interp_flat(xb, yb, b) - fa) / (c_hi - c_lo)
-    return fa + slope * (c - c_lo), slope, max(1, math.ceil(c_hi - c))
+    return on_line(*line_between(xa, ya, xb, yb, c_lo, c_hi, b), c_lo, c_hi, c)
 
 
 def _finite_positive(values: Sequence[float], key: str, what: str) -> None:
@@ -368,19 +379,18 @@ class TableTiming(LinearTransfer):
         if c > self._d_max_c:
             self._d_max_c = c
         hit = self._d_memo.get((j, batch))
-        if hit is None:
+        if hit is None:  # between()'s two lookups, memoised
             xa, xb = self._d_b[j], self._d_b[j + 1]
-            fa = interp_flat(xa, self._d_t[j], batch)
-            hit = (fa, (interp_flat(xb, self._d_t[j + 1], batch) - fa) / (ctxs[j + 1] - ctxs[j]),
-                   batch < xa[0] or batch < xb[0], batch > xa[-1] or batch > xb[-1])
+            fa, slope = line_between(xa, self._d_t[j], xb, self._d_t[j + 1], ctxs[j], ctxs[j + 1], batch)
+            hit = (fa, slope, batch < xa[0] or batch < xb[0], batch > xa[-1] or batch > xb[-1])
             self._d_memo[(j, batch)] = hit
         fa, slope, below, above = hit
         if below:
             self._d_bb += 1
         if above:
             self._d_ba += 1
-        # between()'s formula, with its two lookups memoised
-        return (fa + slope * (c - ctxs[j])) / speed, slope / speed, max(1, math.ceil(ctxs[j + 1] - c))
+        value, slope, steps = on_line(fa, slope, ctxs[j], ctxs[j + 1], c)
+        return value / speed, slope / speed, steps
 
     def decode_max_batch(self, itl_ms: float, context: float, speed: float, limit: int) -> int:
         """Largest integer ``b ≤ limit`` with ``f(b, context) / speed ≤ itl_ms`` (the step time need
