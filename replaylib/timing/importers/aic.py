@@ -113,11 +113,12 @@ def build(
         )
     given = {"prefill_tokens": prefill_tokens, "prefill_contexts": prefill_contexts,
              "decode_batches": decode_batches, "decode_contexts": decode_contexts}
-    grids = {k: (tuple(v) if v is not None else d) for (k, v), d in zip(given.items(), _defaults().values(), strict=True)}
+    defaults = _defaults()
+    grids = {k: (tuple(v) if v is not None else defaults[k]) for k, v in given.items()}
     tables = estimate_tables(model, system, backend, backend_version, tp=tp, gemm_quant=gemm_quant, kv_quant=kv_quant,
                              database_mode=database_mode, **grids)
     # the file's call pins the database version it was made from, and names only the grids that differ
-    written_grids = {k: (tuple(v) if v is not None and tuple(v) != _defaults()[k] else None) for k, v in given.items()}
+    written_grids = {k: (v if v != defaults[k] else None) for k, v in grids.items()}
     call = canonical_call(model, out, system=system, backend=backend, backend_version=tables.backend_version, tp=tp,
                           gemm_quant=gemm_quant, kv_quant=kv_quant, database_mode=database_mode, grids=written_grids,
                           name=name, description=description, gpu_from=gpu_from, sets=sets, assumptions=assumptions)
