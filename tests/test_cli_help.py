@@ -4,7 +4,11 @@ shows the total and a sim-time fraction; projected_w is filled by the adapter wh
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -36,6 +40,29 @@ def test_every_verb_help_has_a_description_an_example_and_exit_codes(verb: str) 
         assert p.description, name
         assert "examples:\n  python -m replaylib " in text or "REPLAYLIB_" in text, name
         assert "exit status: 0" in text, name
+
+
+def test_the_verb_list_shows_every_verb_with_its_line_and_imports_no_registry() -> None:
+    """``--help`` (and a mistyped verb) builds the list of verbs alone: each verb's own one line, none of the
+    registries, YAML or Arrow that building every verb's arguments would import."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from replaylib.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "heavy = [m for m in ('yaml', 'pyarrow', 'polars', 'replaylib.timing.importers', 'replaylib.trace.importers',"
+        " 'replaylib.data') if m in sys.modules]\n"
+        "print(repr((out.getvalue(), heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    text, heavy = ast.literal_eval(done.stdout)
+    assert heavy == []
+    for verb in VERBS:
+        line = importlib.import_module(f"replaylib.cli.{verb}_cmd").HELP.replace("%%", "%")
+        assert " ".join(line.split()[:4]) in " ".join(text.split()), verb  # argparse wraps long lines
+    bad = subprocess.run([sys.executable, "-m", "replaylib", "recrod"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "invalid choice: 'recrod'" in bad.stderr and "record" in bad.stderr
 
 
 class _Snap(msgspec.Struct):

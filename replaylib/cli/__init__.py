@@ -32,9 +32,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, summaries: bool = False) -> argparse.ArgumentParser:
     """The whole command line; ``only``: just that verb's parser (what running one verb needs — building the
-    others imports their registries, e.g. every systems and trace importer, for nothing)."""
+    others imports their registries, e.g. every systems and trace importer, for nothing); ``summaries``: every
+    verb with its one-line ``HELP`` and no arguments (what the top-level ``--help`` and a mistyped verb need)."""
     parser = _Parser(
         prog="python -m replaylib",
         description="Replay LLM request traces through a simulated fleet, record planner decisions, diff them.",
@@ -43,7 +44,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
     for verb in VERBS if only is None else (only,):
-        importlib.import_module(f"replaylib.cli.{verb}_cmd").register(sub)
+        module = importlib.import_module(f"replaylib.cli.{verb}_cmd")
+        if summaries:
+            sub.add_parser(verb, help=module.HELP)
+        else:
+            module.register(sub)
     return parser
 
 
@@ -57,8 +62,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    # a run of one verb builds that verb's parser alone; anything else (--help, --version, a typo) the whole one
-    parser = build_parser(words[0] if words and words[0] in VERBS else None)
+    # a run of one verb builds that verb's parser alone; anything else (--help, --version, a typo) just the list
+    # of verbs, each with its one line
+    verb = words[0] if words and words[0] in VERBS else None
+    parser = build_parser(verb, summaries=verb is None)
     args = parser.parse_args(words)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:

@@ -8,6 +8,9 @@ import sys
 from replaylib.cli.options import add_search_options, epilog, search_path, seed_int
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "replay a scenario under several planners; diff each against the first, KPIs and assertions side by side"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from replaylib.cli.diff_cmd import add_diff_options
@@ -15,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "compare",
-        help="replay a scenario under several planners; diff each against the first, KPIs and assertions side by side",
+        help=HELP,
         description="Replay the same scenario (same trace, same seed) once per --planner, print each planner's diff "
         "against the first one (judged by the scenario's golden: block, then --only / --tolerance), one KPI table "
         "across all of them and every assertion verdict. Exit status 0 = every planner decides as the first and "

@@ -8,6 +8,9 @@ import sys
 from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "compare two recordings (or goldens) tick by tick (exit 0 same, 1 different, 2 error)"
+
 
 def columns_arg(text: str) -> list[str]:
     """``c1,c2,...`` as a list (blank items dropped)."""
@@ -79,7 +82,7 @@ def policy_from(args: argparse.Namespace, scenario: object | None = None):  # no
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "diff",
-        help="compare two recordings (or goldens) tick by tick (exit 0 same, 1 different, 2 error)",
+        help=HELP,
         description="Align two recordings by tick (other events by tick, kind and order within the tick), print the "
         "metadata differences, the first tick where the judged columns (decisions, by default) diverge with "
         "context, per-column counts (the other classes summarised) and KPIs side by side. A side may be a "

@@ -9,6 +9,9 @@ from datetime import datetime, timezone
 from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "export a recording as an OpenMetrics text exposition with timestamps (Prometheus, Grafana)"
+
 FORMATS = ("openmetrics",)
 
 
@@ -30,7 +33,7 @@ def start_arg(text: str) -> float:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a recording as an OpenMetrics text exposition with timestamps (Prometheus, Grafana)",
+        help=HELP,
         description="Write the tick rows of a recording as an OpenMetrics text exposition: one gauge family per "
         "numeric column (labelled by role where the column names one, and by scenario, planner and seed), each "
         "sample timestamped with the tick's simulated time after --start. Import it with `promtool tsdb "

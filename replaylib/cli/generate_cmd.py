@@ -15,6 +15,9 @@ from typing import Any
 
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "write a seeded synthetic Mooncake-style trace"
+
 #: (flag, key path in the config, argparse type, help).  Shape-specific keys live under ``arrivals``.
 _FLAGS: tuple[tuple[str, tuple[str, ...], Any, str], ...] = (
     ("--seed", ("seed",), int, "random seed (default 0)"),
@@ -81,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "generate",
-        help="write a seeded synthetic Mooncake-style trace",
+        help=HELP,
         description="Write a seeded synthetic Mooncake-style trace (same flags + seed => same bytes). "
         "Defaults look like a scaled-down Mooncake conversation trace.",
         epilog=epilog(

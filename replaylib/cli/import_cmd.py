@@ -9,6 +9,9 @@ import time
 from replaylib.cli.options import seed_int
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "import a production trace (mooncake, azure, burstgpt, bailian, csv, parquet)"
+
 _FORMATS_HELP = """\
 formats:
   mooncake  Mooncake JSONL variants (aliases input_tokens/output_tokens/created_time/
@@ -39,7 +42,7 @@ existing output file is left untouched).
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
-        help="import a production trace (mooncake, azure, burstgpt, bailian, csv, parquet)",
+        help=HELP,
         description="Convert a production trace into a replaylib trace (.jsonl, .jsonl.gz or .parquet).",
         epilog=_FORMATS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

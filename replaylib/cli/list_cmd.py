@@ -8,13 +8,16 @@ import sys
 from replaylib.cli.options import add_search_options, epilog, search_path
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "list the scenarios, planners, systems or traces that can be named, one line each"
+
 WHAT = ("scenarios", "planners", "systems", "traces")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "list",
-        help="list the scenarios, planners, systems or traces that can be named, one line each",
+        help=HELP,
         description="List what a name can refer to: scenarios and systems and traces on the search path (your folders "
         "first, then the bundled ones; a name shadowed by an earlier folder is not shown), or the built-in planners "
         "(any pkg.module:Class planner works as well).",

@@ -6,13 +6,16 @@ import argparse
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from replaylib.data import ENV_VARS, FLAGS, KINDS, SearchPath
+if TYPE_CHECKING:
+    from replaylib.data import SearchPath
 
 
 def add_search_options(p: argparse.ArgumentParser) -> None:
     """``--scenario-dir`` / ``--system-dir`` / ``--trace-dir DIR`` (repeatable), searched before the bundled folders."""
+    from replaylib.data import ENV_VARS, FLAGS, KINDS  # here, not at the top: the verb list (--help) needs none
+
     for kind in KINDS:
         p.add_argument(FLAGS[kind], action="append", default=[], metavar="DIR", dest=f"{kind}_dirs", type=folder,
                        help=f"also look for {kind} in DIR (repeatable; before ${ENV_VARS[kind]} and the bundled {kind})")
@@ -20,6 +23,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
 
 def search_path(args: argparse.Namespace) -> SearchPath:
     """The search path of the parsed flags, then of the environment."""
+    from replaylib.data import SearchPath
+
     return SearchPath.from_env(
         scenarios=getattr(args, "scenarios_dirs", []),
         systems=getattr(args, "systems_dirs", []),

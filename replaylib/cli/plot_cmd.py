@@ -8,11 +8,14 @@ import sys
 from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "draw recordings over simulated time (replicas, caps, power vs budget, TTFT/ITL vs SLA, load)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plot",
-        help="draw recordings over simulated time (replicas, caps, power vs budget, TTFT/ITL vs SLA, load)",
+        help=HELP,
         description="Draw one recording, or several overlaid for a visual diff, in six panels over simulated time: "
         "replicas (active vs target per role), per-GPU caps (applied vs asked), GPU power against the budget, TTFT "
         "and ITL against their targets, request rate; faults are grey lines, failed assertions red ones. "

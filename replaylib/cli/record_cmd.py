@@ -11,13 +11,16 @@ import time
 from replaylib.cli.options import add_search_options, epilog, search_path, seed_int
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "replay a scenario through the fleet and planner, write the recording, print a summary"
+
 DEFAULT_SCENARIO = "default"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "record",
-        help="replay a scenario through the fleet and planner, write the recording, print a summary",
+        help=HELP,
         description="Replay a scenario (its trace through the simulated fleet, its planner every tick, its events and "
         "power budget), write every event to an Arrow recording and print a summary: a one-line verdict, the KPIs "
         "and each assertion's verdict with its evidence.",

@@ -8,11 +8,14 @@ import sys
 from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "write a report of a recording (HTML, one self-contained file, or Markdown for a pull request)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="write a report of a recording (HTML, one self-contained file, or Markdown for a pull request)",
+        help=HELP,
         description="Write a report of a recording: the one-line verdict, metadata, the KPI table against the SLA, "
         "every assertion's verdict with its evidence and the plots; with --against, the KPIs side by side with their "
         "delta and the first diverging tick. HTML is one file (CSS and plots inline); Markdown writes the plots to "

@@ -8,13 +8,16 @@ import sys
 from replaylib.cli.options import epilog, seed_int
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "replay a scenario with a timing/power knob scaled (e.g. a cap curve +-20%%) and print the KPI change"
+
 def register(sub: argparse._SubParsersAction) -> None:
     from replaylib.timing.scaled import AUDIENCES, knobs
 
     names = ", ".join(knobs())
     p = sub.add_parser(
         "sensitivity",
-        help="replay a scenario with a timing/power knob scaled (e.g. a cap curve +-20%%) and print the KPI change",
+        help=HELP,
         description="Replay the scenario as it is, then once per --scale factor with one model knob scaled, and print "
         f"KPIs and decisions side by side with each change against the base. Knobs: {names}.",
         epilog=epilog(

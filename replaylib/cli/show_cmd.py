@@ -8,11 +8,14 @@ import sys
 from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "summarise a recording: verdict, metadata, KPIs, assertion verdicts"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "show",
-        help="summarise a recording: verdict, metadata, KPIs, assertion verdicts",
+        help=HELP,
         description="Print the summary `record` prints, for a recording made earlier: the one-line verdict, "
         "scenario/planner/seed, the KPIs against the SLA and each assertion's verdict with its evidence.",
         epilog=epilog(

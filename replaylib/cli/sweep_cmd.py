@@ -8,6 +8,9 @@ import sys
 from replaylib.cli.options import epilog, positive_float, positive_int
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "run a matrix of scenarios x planners x seeds x overrides; a recording per run and a Parquet table"
+
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     """Where the replays run (shared by ``sweep`` and ``compare``)."""
@@ -28,7 +31,7 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="run a matrix of scenarios x planners x seeds x overrides; a recording per run and a Parquet table",
+        help=HELP,
         description="Plan every run of SWEEP.yaml (scenarios x planners x seeds x overrides of scenario keys), run them "
         "as independent tasks and write OUT/runs/*.arrow and OUT/sweep.parquet (parameters, KPIs, assertion verdicts, "
         "recording path and sha256). A run whose recording already exists for the same inputs is reused.",

@@ -8,6 +8,9 @@ import sys
 from replaylib.cli.options import epilog
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "make systems files from profiles or estimators (systems import NAME ...)"
+
 _EPILOG = epilog(
     "python -m replaylib systems import dynamo ../shared/profiles/dynamo_h200_tp1p_tp1d -o systems/my_h200.yaml "
     "--gpu-from systems/h200_sxm_analytic.yaml",
@@ -20,7 +23,7 @@ _EPILOG = epilog(
 def register(sub: argparse._SubParsersAction) -> None:
     from replaylib.timing.importers import importers
 
-    p = sub.add_parser("systems", help="make systems files from profiles or estimators (systems import NAME ...)",
+    p = sub.add_parser("systems", help=HELP,
                        description="Systems files from measured or estimated performance data.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = p.add_subparsers(dest="systems_verb", metavar="ACTION", parser_class=type(p))

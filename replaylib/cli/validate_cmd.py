@@ -8,13 +8,16 @@ import sys
 from replaylib.cli.options import add_search_options, epilog, positive_int, search_path
 from replaylib.errors import ReplaylibError
 
+#: The one line ``python -m replaylib --help`` shows for this verb.
+HELP = "check a trace or a scenario and print what it holds"
+
 _EXITS = "exit status: 0 valid, 1 invalid (the message names the file, line or key and what was expected), 2 usage"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate",
-        help="check a trace or a scenario and print what it holds",
+        help=HELP,
         description="Check a trace or a scenario and print what it holds.",
         epilog=epilog("python -m replaylib validate trace traces/tiny.jsonl",
                       "python -m replaylib validate scenario g3_tight_budget", exits=_EXITS),
