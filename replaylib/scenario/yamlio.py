@@ -34,8 +34,13 @@ class ScenarioError(ReplaylibError):
         super().__init__(f"{self.path}: {key}: {message}" if key else f"{self.path}: {message}")
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, recursive aliases and alias bombs.
+#: libyaml's parser when PyYAML was built with it (its wheels are): the same documents and values, parsed in
+#: C — a shipped systems file of aiconfigurator tables takes ~0.2 s to parse in pure Python, ~0.02 s in C.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[valid-type, misc]
+    """A safe loader that refuses duplicate keys, recursive aliases and alias bombs.
 
     The document's node graph is measured before any Python object is built:
     a node reached again through an alias counts again, so a "billion laughs"
