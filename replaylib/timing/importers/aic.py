@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,12 +28,11 @@ from replaylib.timing.importers import ImportedSystem, Importer, SystemsImportEr
 from replaylib.timing.importers.base_system import (
     add_common_arguments,
     apply_sets,
-    common_flags,
+    canonical_command,
     common_options,
     load_base,
     num,
     parse_set,
-    set_and_assume_flags,
     set_notes,
     sha256_of,
 )
@@ -57,17 +55,15 @@ def canonical_call(model: str, out: str, *, system: str, backend: str, backend_v
                    name: str | None, description: str | None, gpu_from: str | None,
                    sets: tuple[str, ...], assumptions: tuple[str, ...]) -> str:
     """The command line that makes this file, with every estimator choice spelled out (defaults too)."""
-    argv = ["python", "-m", "replaylib", "systems", "import", "aiconfigurator", model, "-o", out]
-    argv += common_flags(name=name, description=description, gpu_from=gpu_from)
-    argv += ["--system", system, "--backend", backend]
+    argv = ["--system", system, "--backend", backend]
     if backend_version is not None:
         argv += ["--backend-version", backend_version]
     argv += ["--tp", str(tp), "--gemm-quant", gemm_quant, "--kv-quant", kv_quant, "--database-mode", database_mode]
     for option, flag in _GRIDS:
         if grids.get(option) is not None:
             argv += [flag, ",".join(str(v) for v in grids[option])]  # type: ignore[union-attr]
-    argv += set_and_assume_flags(sets, assumptions)
-    return shlex.join(argv)
+    return canonical_command("aiconfigurator", model, out, argv, name=name, description=description, gpu_from=gpu_from,
+                             sets=sets, assumptions=assumptions)
 
 
 def build(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 from typing import Any
 
 import yaml
@@ -124,19 +125,18 @@ def common_options(args: argparse.Namespace) -> dict[str, Any]:
             "sets": tuple(args.sets), "assumptions": tuple(args.assumptions)}
 
 
-def common_flags(*, name: str | None, description: str | None, gpu_from: str | None) -> list[str]:
-    """The common flags of a canonical call, in a fixed order (None: not given)."""
-    argv: list[str] = []
+def canonical_command(importer: str, source: str, out: str, own: list[str], *, name: str | None,
+                      description: str | None, gpu_from: str | None, sets: tuple[str, ...],
+                      assumptions: tuple[str, ...]) -> str:
+    """The ``systems import`` command line that makes a file: the importer and its source, the common flags in
+    a fixed order (None: not given), the importer's ``own`` flags, then every ``--set`` and ``--assume``."""
+    argv = ["python", "-m", "replaylib", "systems", "import", importer, source, "-o", out]
     for flag, value in (("--name", name), ("--description", description), ("--gpu-from", gpu_from)):
         if value is not None:
             argv += [flag, str(value)]
-    return argv
-
-
-def set_and_assume_flags(sets: tuple[str, ...], assumptions: tuple[str, ...]) -> list[str]:
-    argv: list[str] = []
-    for s in sets:
-        argv += ["--set", s]
-    for a in assumptions:
-        argv += ["--assume", a]
-    return argv
+    argv += own
+    for text in sets:
+        argv += ["--set", text]
+    for text in assumptions:
+        argv += ["--assume", text]
+    return shlex.join(argv)

@@ -40,7 +40,6 @@ import argparse
 import math
 import os
 import re
-import shlex
 from typing import Any
 
 import yaml
@@ -50,12 +49,11 @@ from replaylib.timing.importers.base_system import (
     COPIED,
     add_common_arguments,
     apply_sets,
-    common_flags,
+    canonical_command,
     common_options,
     load_base,
     num as _num,
     parse_set,
-    set_and_assume_flags,
     set_notes,
     sha256_of,
 )
@@ -246,16 +244,15 @@ def canonical_call(profile_dir: str, out: str, *, name: str | None, description:
                    gpus_per_worker: int | None, tool_version: str | None, sets: tuple[str, ...],
                    assumptions: tuple[str, ...]) -> str:
     """The command line that makes this file: the options given (None: derived), in a fixed order."""
-    argv = ["python", "-m", "replaylib", "systems", "import", "dynamo", profile_dir, "-o", out]
-    argv += common_flags(name=name, description=description, gpu_from=gpu_from)
+    argv: list[str] = []
     for flag, value in (("--model-name", model_name), ("--gpus-per-worker", gpus_per_worker),
                         ("--tool-version", tool_version), ("--pass-overhead-ms", pass_overhead_ms)):
         if value is not None:
             argv += [flag, str(value)]
     if profile_max_num_batched_tokens != DEFAULT_PROFILE_BUDGET:
         argv += ["--profile-max-num-batched-tokens", str(profile_max_num_batched_tokens)]
-    argv += set_and_assume_flags(sets, assumptions)
-    return shlex.join(argv)
+    return canonical_command("dynamo", profile_dir, out, argv, name=name, description=description, gpu_from=gpu_from,
+                             sets=sets, assumptions=assumptions)
 
 
 def build(
