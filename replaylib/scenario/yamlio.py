@@ -35,7 +35,7 @@ class ScenarioError(ReplaylibError):
 
 
 #: libyaml's parser when PyYAML was built with it (its wheels are): the same documents and values, parsed in
-#: C — a shipped systems file of aiconfigurator tables takes ~0.2 s to parse in pure Python, ~0.02 s in C.
+#: C — a shipped systems file of aiconfigurator tables takes ~0.2 s to parse in pure Python, ~0.05 s in C.
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
