@@ -28,6 +28,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any, Final, cast
 from heapq import heappop as _heappop  # the workers' own heaps (the event heap goes through ``heapq.``)
 from heapq import heappush as _heappush
 
@@ -48,18 +49,25 @@ from replaylib.sim.prefix_cache import PrefixCache
 from replaylib.timing import PowerModel, TimingModel, power_model, run_end, run_step, run_steps_by, timing_model
 from replaylib.trace.model import Request
 
-PREFILL = "prefill"
-DECODE = "decode"
+# Final: constants a compiled build (replaylib.sim.native) inlines instead of looking up.
+PREFILL: Final = "prefill"
+DECODE: Final = "decode"
 ROLES = (PREFILL, DECODE)
 
-STARTING, ACTIVE, DRAINING, GONE = "starting", "active", "draining", "gone"
+STARTING: Final = "starting"
+ACTIVE: Final = "active"
+DRAINING: Final = "draining"
+GONE: Final = "gone"
 
 # Event kinds, in the order simultaneous events are applied (arrivals come last
 # and live outside the heap: they are pulled lazily from the trace).
-_READY, _PASS_END, _STEP_END, _HANDOFF = 0, 1, 2, 3
+_READY: Final = 0
+_PASS_END: Final = 1
+_STEP_END: Final = 2
+_HANDOFF: Final = 3
 
 DROP_REASONS = ("no_prefill_worker", "no_decode_worker", "kv_too_large")
-_INF = math.inf
+_INF: Final = math.inf
 
 #: From this many workers (both roles, gone ones not counted) on, a fleet keeps its workers ranked by load
 #: and, kv_aware with a prefix cache, a holders index of the prefill workers' cached blocks, so that routing
@@ -70,8 +78,8 @@ RANKED_FROM_WORKERS = 32
 #: up to this size, and found by a walk of the load ranking above it.
 SMALL_GROUP = 8
 # A ranking entry is one int, ``load << _ID_BITS | id``: ordered as (load, id), compared fast.
-_ID_BITS = 40
-_ID_MASK = (1 << _ID_BITS) - 1
+_ID_BITS: Final = 40
+_ID_MASK: Final = (1 << _ID_BITS) - 1
 
 
 class _Req:
@@ -126,6 +134,9 @@ class _Worker:
         if self.busy_mark is not None:
             self.busy_acc += t - self.busy_mark
             self.busy_mark = None
+
+    def holds_work(self) -> bool:
+        raise NotImplementedError
 
 
 class _PrefillWorker(_Worker):
@@ -226,11 +237,11 @@ class Fleet:
         self._router = config.router
 
         self._caps = {PREFILL: system.gpu.max_cap_w, DECODE: system.gpu.max_cap_w}
-        self._speed = {role: self.power.speed(role, self._caps[role]) for role in ROLES}
+        self._speed = {role: self.power.speed(role, self._caps[role]) for role in ROLES}  # type: ignore[arg-type]
 
         self._now = 0.0
         self._events: list[tuple] = []
-        self._arrivals = OpenLoopArrivals(requests) if closed_loop is None else ClosedLoopArrivals(requests, closed_loop, self._abandoned)
+        self._arrivals: Any = OpenLoopArrivals(requests) if closed_loop is None else ClosedLoopArrivals(requests, closed_loop, self._abandoned)
         if frontend is not None:  # requests it rejects never arrive here (replaylib.sim.frontend)
             self._arrivals = frontend.wrap(self._arrivals)
         self._closed = self._arrivals.closed
@@ -310,15 +321,20 @@ class Fleet:
             self._now = end
         return self._snapshot(steps)
 
-    def apply_scaling(self, n_prefill: int, n_decode: int) -> ScalingResult:
-        """Target ``n`` accepting workers per role: start new ones or drain the newest."""
+    def apply_scaling(self, n_prefill: object, n_decode: object) -> ScalingResult:
+        """Target ``n`` accepting workers per role (ints >= 1, else ValueError): start new ones or drain the newest.
+
+        The counts are typed ``object`` because they are checked here: a compiled build would otherwise
+        refuse a non-int with its own TypeError before this check."""
+        targets: list[tuple[str, int]] = []
         for role, n in ((PREFILL, n_prefill), (DECODE, n_decode)):
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"a fleet needs at least 1 {role} worker, got {n!r}")
+            targets.append((role, n))
         started: list[int] = []
         draining: list[int] = []
         removed: list[int] = []
-        for role, n in ((PREFILL, n_prefill), (DECODE, n_decode)):
+        for role, n in targets:
             pool = self._pool(role)
             accepting = [w for w in pool if w.state in (ACTIVE, STARTING)]
             for _ in range(n - len(accepting)):
@@ -338,7 +354,7 @@ class Fleet:
         for role in ROLES:
             if applied[role] != self._caps[role]:
                 self._caps[role] = applied[role]
-                speed = self.power.speed(role, applied[role])
+                speed = self.power.speed(role, applied[role])  # type: ignore[arg-type]
                 if speed != self._speed[role]:
                     self._speed[role] = speed
                     if role == DECODE:
@@ -414,7 +430,8 @@ class Fleet:
     def _run_until(self, limit: float) -> None:
         events = self._events
         pop = heapq.heappop  # looked up per call (tools/bench_fleet.py counts the event heap's pops)
-        boundary, pass_end, place = self._boundary, self._pass_end, self._place_decode
+        # The methods are called as self._x(...) and the workers cast to their class: a compiled build
+        # (replaylib.sim.native) then calls and reads them natively.
         while True:
             t = self._next_time
             if events and events[0][0] < t:
@@ -426,17 +443,17 @@ class Fleet:
                 ev = pop(events)
                 kind = ev[1]
                 if kind == _STEP_END:
-                    d = ev[4]
+                    d = cast(_DecodeWorker, ev[4])
                     if d.version == ev[3] and d.seg:
-                        boundary(d, t)
+                        self._boundary(d, t)
                 elif kind == _PASS_END:
-                    w = ev[4]
-                    if w.version == ev[3] and w.chunks is not None:
-                        pass_end(w, t)
+                    p = cast(_PrefillWorker, ev[4])
+                    if p.version == ev[3] and p.chunks is not None:
+                        self._pass_end(p, t)
                 elif kind == _HANDOFF:
-                    place(ev[4], t)
+                    self._place_decode(ev[4], t)
                 else:  # _READY
-                    w = ev[4]
+                    w = cast(_Worker, ev[4])
                     if w.state != GONE:
                         w.ready = True
                         if w.state == STARTING:
@@ -475,8 +492,10 @@ class Fleet:
             if isinstance(w, _PrefillWorker):
                 if w.ready and w.chunks is None and w.queue:
                     self._start_pass(w, t)
-            elif w.ready and not w.seg and (w.waiting or w.running):
-                self._start_segment(w, t)
+            else:
+                d = cast(_DecodeWorker, w)
+                if d.ready and not d.seg and (d.waiting or d.running):
+                    self._start_segment(d, t)
             if w.state == DRAINING and not w.holds_work():
                 self._remove(w)
 
@@ -577,7 +596,7 @@ class Fleet:
         bs, isl, n = self.block_size, r.isl, len(ids)
         get = self._holders.get  # type: ignore[union-attr]
         by_id = self._by_id
-        w = by_id[ranked[0] & _ID_MASK]
+        w = cast(_PrefillWorker, by_id[ranked[0] & _ID_MASK])
         at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
         best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
         slots = self._slots
@@ -592,10 +611,10 @@ class Fleet:
                     while exact:
                         low = exact & -exact
                         exact ^= low
-                        c = slots[low.bit_length() - 1]
-                        key = (c.queued_tokens + cost) << _ID_BITS | c.id  # type: ignore[union-attr]
+                        c = cast(_PrefillWorker, slots[low.bit_length() - 1])
+                        key = (c.queued_tokens + cost) << _ID_BITS | c.id
                         if best is None or key < best:
-                            best, w = key, c  # type: ignore[assignment]
+                            best, w = key, c
                 else:
                     big.append((cost, exact))
             at_least = more
@@ -605,8 +624,8 @@ class Fleet:
             for key in ranked:
                 if best is not None and key + least > best:
                     break  # every later entry, in every group left, costs more than the best
-                c = by_id[key & _ID_MASK]
-                bit = 1 << c.slot  # type: ignore[attr-defined]
+                c = cast(_PrefillWorker, by_id[key & _ID_MASK])
+                bit = 1 << c.slot
                 for i, (cost, members) in enumerate(big):
                     if members & bit:  # the first (least loaded) member of its group
                         key += cost << _ID_BITS
@@ -619,7 +638,7 @@ class Fleet:
                 if not big:
                     break
                 least = min(big)[0] << _ID_BITS
-        return w  # type: ignore[return-value]
+        return w
 
     def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
         """Place a request on a decode worker at ``t``.
@@ -642,7 +661,7 @@ class Fleet:
                 self._drop(r, "no_decode_worker")
                 return
             by_id = self._by_id
-            w = by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
+            w = cast(_DecodeWorker, by_id[ranked[0] & _ID_MASK])
             if len(ranked) > 1:
                 # Most free KV, ties to the lowest id: the least (used now + waiting, id).  A worker's rank
                 # load is that at the start of its segment, never more than its load now (steps only add
@@ -651,13 +670,13 @@ class Fleet:
                 for key in ranked:
                     if best is not None and key > best:
                         break
-                    c = by_id[key & _ID_MASK]
+                    c = cast(_DecodeWorker, by_id[key & _ID_MASK])
                     k = -1
-                    if c.seg:  # type: ignore[attr-defined]
-                        k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)  # type: ignore[attr-defined]
-                        key += k * c.seg_b << _ID_BITS  # type: ignore[attr-defined]
+                    if c.seg:
+                        k = run_steps_by(c.seg_start, c.seg_alpha, c.seg_beta, c.seg_k, t)
+                        key += k * c.seg_b << _ID_BITS
                     if best is None or key < best:
-                        best, w, steps_now = key, c, k  # type: ignore[assignment]
+                        best, w, steps_now = key, c, k
         else:
             cands = self._cands.get(id(self._decode)) or self._candidates(self._decode)
             if not cands:
@@ -701,8 +720,9 @@ class Fleet:
         elif was_empty and len(w.running) < self._max_seqs:
             # Admissible at the next step boundary?  Only then cut the segment there.
             k = steps_now if steps_now >= 0 else run_steps_by(w.seg_start, w.seg_alpha, w.seg_beta, w.seg_k, t)
-            end = run_end(w.seg_start, w.seg_alpha, w.seg_beta, k)
-            if end < t or (after_schedule and end <= t):
+            boundary = run_end(w.seg_start, w.seg_alpha, w.seg_beta, k)
+            end: float | None = boundary
+            if boundary < t or (after_schedule and boundary <= t):
                 k += 1
                 end = None
             if k < w.seg_k and w.used + k * w.seg_b + ctx + w.seg_b + 1 <= self._kv_cap:
@@ -966,8 +986,8 @@ class Fleet:
             self._holders = {}
             for w in self._prefill:
                 w.cache.attach(self._holders)
-        for w in (*self._prefill, *self._decode):
-            self._set_state(w, w.state)
+        for worker in (*self._prefill, *self._decode):
+            self._set_state(worker, worker.state)
 
     def _set_state(self, w: _Worker, state: str) -> None:
         """Change ``w``'s state; in ranked mode, move it to the ranking of its new state (none once draining)."""
@@ -976,7 +996,7 @@ class Fleet:
             w.state = state
             return
         if w.ranking is not None:
-            del w.ranking[bisect_left(w.ranking, w.rank)]
+            del w.ranking[bisect_left(w.ranking, cast(int, w.rank))]
             if isinstance(w, _PrefillWorker):
                 self._prefill_bits[w.state] &= ~(1 << w.slot)
         w.state = state
@@ -1123,9 +1143,9 @@ def _rerank(w: _Worker, load: int) -> None:
     new = load << _ID_BITS | w.id
     old = w.rank
     if new != old:
-        ranking = w.ranking
-        del ranking[bisect_left(ranking, old)]  # type: ignore[arg-type]
-        insort(ranking, new)  # type: ignore[arg-type]
+        ranking = cast("list[int]", w.ranking)
+        del ranking[bisect_left(ranking, cast(int, old))]
+        insort(ranking, new)
         w.rank = new
 
 
