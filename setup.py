@@ -1,17 +1,81 @@
-"""Packaging: the metadata is in pyproject.toml; this file only maps the data folders.
+"""Packaging: the metadata is in pyproject.toml; this file maps the data folders and, on request,
+compiles the fleet's hot modules.
 
 The top-level ``scenarios/``, ``systems/`` and ``traces/`` folders stay where the
 repository keeps them and are installed as the data packages
 ``replaylib.data.<folder>`` (every file below them is package data, see
 ``[tool.setuptools.package-data]``), so a file added under them later ships with
 no further edit.  The code packages are found automatically.
+
+``REPLAYLIB_BUILD_NATIVE=1`` compiles ``replaylib.sim.native.MODULES`` with mypyc (the build backend,
+``build_backend/backend.py``, then asks for mypy as a build requirement).  The extensions are installed
+beside their sources, each with its source's sha256 (``<extension>.sha256``), by which
+``replaylib.sim.native`` falls back to the sources when they changed after the build.  A compile that
+was asked for and fails fails the install: it never quietly installs something else.
 """
 
+import hashlib
+import importlib.util
+import os
+import sys
+
 from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 DATA_FOLDERS = ("scenarios", "systems", "traces")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM_DIR = os.path.join("replaylib", "sim")
+BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+
+
+def _native_module():  # replaylib/sim/native.py by path: the package's dependencies are not installed here
+    spec = importlib.util.spec_from_file_location("_replaylib_native", os.path.join(HERE, SIM_DIR, "native.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BuildExtWithHashes(build_ext):
+    """build_ext that writes, beside each compiled module, the sha256 of the source it was compiled from."""
+
+    def run(self):
+        super().run()
+        native = _native_module()
+        for name in native.MODULES:
+            ext_path = self.get_ext_fullpath(f"{native.PACKAGE}.{name}")
+            with open(ext_path + native.HASH_SUFFIX, "w", encoding="ascii") as f:
+                f.write(native.source_sha256(os.path.join(HERE, SIM_DIR, name + ".py")) + "\n")
+
+    def get_outputs(self):
+        native = _native_module()
+        outputs = super().get_outputs()
+        return [*outputs, *(path + native.HASH_SUFFIX for path in outputs if os.path.basename(path).split(".")[0] in native.MODULES)]
+
+
+def native_extensions():
+    if os.environ.get("REPLAYLIB_BUILD_NATIVE") != "1":
+        return []
+    try:
+        from mypyc.build import mypycify  # the backend adds mypy to the build requirements
+    except ImportError:
+        if not BUILD_COMMANDS.intersection(sys.argv[1:]):
+            return []  # setuptools asking for the build requirements: mypy comes with them
+        raise SystemExit("REPLAYLIB_BUILD_NATIVE=1 asks for the compiled fleet, but mypy (mypyc) is not installed "
+                         "in the build environment (a build without isolation needs `pip install mypy` first)") from None
+    native = _native_module()
+    sources = [os.path.join(SIM_DIR, name + ".py") for name in native.MODULES]
+    # replaylib's own modules are type-checked with them; the installed packages (msgspec, ...) are not
+    # looked at (--no-site-packages): their types are Any, so what is installed where it builds never
+    # changes the compiled code.  group_name: mypyc's shared library (the code of both modules) goes
+    # inside the package, as replaylib.sim.compiled__mypyc, not beside it as a top-level module that an
+    # editable install could not import from elsewhere.
+    return mypycify(["--follow-imports=silent", "--ignore-missing-imports", "--no-site-packages", *sources],
+                    opt_level="3", group_name=f"{native.PACKAGE}.compiled")
+
 
 setup(
     packages=[*find_packages(include=["replaylib", "replaylib.*"]), *(f"replaylib.data.{d}" for d in DATA_FOLDERS)],
     package_dir={f"replaylib.data.{d}": d for d in DATA_FOLDERS},
+    ext_modules=native_extensions(),
+    cmdclass={"build_ext": BuildExtWithHashes},
 )

@@ -29,6 +29,7 @@ from replaylib.planner.sla import SlaPlanner
 from replaylib.scenario import load_scenario
 from replaylib.scenario.model import ActuationFault, BudgetChange, NodeDown, NodeUp, OptimizerFailure
 from replaylib.sim import fleet as fleet_mod
+from replaylib.sim import native
 from replaylib.sim.frontend import Frontend
 from tests.planner_helpers import planner_marks, skip_unless_planner_available
 
@@ -39,8 +40,16 @@ Mutation = Callable[[pytest.MonkeyPatch], None]
 # -- mutations ------------------------------------------------------------------------------------
 
 
+def _patches_the_fleet() -> None:
+    """A mutation patching the fleet's code applies to its pure-Python build only (a compiled build's calls
+    do not go through the patched attributes; tests/test_native.py checks that build against this one)."""
+    if native.BUILD == native.COMPILED:
+        pytest.skip("patches the pure-Python fleet; this process runs the compiled build")
+
+
 def handoff_loses_requests(mp: pytest.MonkeyPatch) -> None:
     """The fleet's KV hand-off silently loses every 40th request (counted as dropped)."""
+    _patches_the_fleet()
     original = fleet_mod.Fleet._place_decode
 
     def place(self, r, t, **kw):  # noqa: ANN001, ANN202
@@ -129,6 +138,7 @@ def faults_never_end(mp: pytest.MonkeyPatch) -> None:
 
 def sessions_replayed_open_loop(mp: pytest.MonkeyPatch) -> None:
     """The fleet ignores the closed-loop switch: every turn arrives at its recorded timestamp."""
+    _patches_the_fleet()
     mp.setattr(fleet_mod, "ClosedLoopArrivals", lambda rows, config, abandon: fleet_mod.OpenLoopArrivals(rows))
 
 
@@ -427,6 +437,7 @@ def power_correction_only_falls(mp: pytest.MonkeyPatch) -> None:
 
 def slow_worker_start(mp: pytest.MonkeyPatch) -> None:
     """New workers take ten times the system's start-up delay before they serve."""
+    _patches_the_fleet()
     original = fleet_mod.Fleet.__init__
 
     def init(self, system, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202

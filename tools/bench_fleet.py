@@ -183,6 +183,8 @@ def fleet_cpu(rows: list, fleet_config: object, system: object, count: bool = Fa
             return heapq.heappop(heap)
 
     real = fleet_mod.heapq
+    if count and not str(fleet_mod.__file__).endswith(".py"):
+        raise RuntimeError("counting events needs the pure-Python fleet (REPLAYLIB_PURE_PYTHON=1): see event_count")
     if count:
         fleet_mod.heapq = Counting  # type: ignore[assignment]
     try:
@@ -195,6 +197,27 @@ def fleet_cpu(rows: list, fleet_config: object, system: object, count: bool = Fa
         return time.process_time() - start, popped
     finally:
         fleet_mod.heapq = real
+
+
+def event_count(label: str) -> int:
+    """The events the Mooncake hour pops on system ``label``, counted (``fleet_cpu(count=True)``) in a child
+    running the pure-Python fleet: the counting hook wraps the module's ``heapq``, which a compiled fleet
+    does not look up (both builds pop the same events: tests/test_native.py)."""
+    from replaylib.sim import native
+
+    env = {**os.environ, native.PURE_ENV: "1"}
+    out = subprocess.run([sys.executable, __file__, "--count-events", label], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env=env)
+    return int(out.stdout)
+
+
+def _count_events(label: str) -> int:
+    from replaylib.scenario import load_scenario, load_system
+    from replaylib.trace import read_trace
+
+    loaded = load_scenario(SCENARIO)
+    system = load_system(ANALYTIC) if label == "analytic" else loaded.system
+    return fleet_cpu(list(read_trace(MOONCAKE)), loaded.scenario.fleet, system, count=True)[1]
 
 
 def heapq_floor(n_events: int) -> float:
@@ -228,7 +251,7 @@ def scaling_figures(repeat: int) -> None:
     first = rows[:10_000]
     for label, system in (("analytic", load_system(ANALYTIC)), ("shipped", loaded.system)):
         name = f"{system.name} ({label})"
-        events = fleet_cpu(rows, loaded.scenario.fleet, system, count=True)[1]
+        events = event_count(label)
         fleet_s = min(fleet_cpu(rows, loaded.scenario.fleet, system)[0] for _ in range(repeat))
         floor_s = min(heapq_floor(events) for _ in range(repeat))
         ratio = fleet_s / floor_s
@@ -251,7 +274,14 @@ def main() -> int:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-table", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--count-events", choices=("analytic", "shipped"), help=argparse.SUPPRESS)  # event_count's child
     args = ap.parse_args()
+    if args.count_events:
+        print(_count_events(args.count_events))
+        return 0
+    from replaylib.sim import native
+
+    print(f"fleet build: {native.BUILD} (REPLAYLIB_BUILD_NATIVE=1 at install compiles it; REPLAYLIB_PURE_PYTHON=1 runs the sources)")
     if not os.path.exists(MOONCAKE):
         print(f"skip (a)/(b): {MOONCAKE} not found")
     else:

@@ -1,0 +1,105 @@
+"""Which build of the fleet's hot modules runs: the pure-Python reference or its compiled twin.
+
+``MODULES`` (the event loop and the prefix cache) can be compiled with mypyc at install time
+(``REPLAYLIB_BUILD_NATIVE=1 pip install -e .``, see ``setup.py``): the same source files become C
+extensions, installed next to them, which Python's import system then prefers.  The ``.py`` files stay
+the reference: ``tests/test_native.py`` replays with both builds and compares the recordings byte for
+byte.
+
+:func:`select` runs before either module is imported (``replaylib/sim/__init__.py``) and imports the
+sources instead of the extensions when
+
+* ``REPLAYLIB_PURE_PYTHON=1`` asks for the reference, or
+* the compiled build is stale or incomplete: the build writes each source's sha256 next to its
+  extension (``<extension file>.sha256``), so an edited ``fleet.py`` is never shadowed by an older
+  binary.
+
+``REPLAYLIB_REQUIRE_NATIVE=1`` turns a missing or stale build into an ImportError (CI's native step).
+
+This module imports only the standard library: ``setup.py`` loads it by path to learn ``MODULES``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+#: The modules compiled together (one mypyc group), relative to the package directory ``replaylib/sim``.
+MODULES = ("fleet", "prefix_cache")
+PACKAGE = "replaylib.sim"
+PURE_ENV = "REPLAYLIB_PURE_PYTHON"
+REQUIRE_ENV = "REPLAYLIB_REQUIRE_NATIVE"
+HASH_SUFFIX = ".sha256"
+
+COMPILED = "compiled (mypyc)"
+PURE = "pure Python"
+PURE_ASKED = f"pure Python ({PURE_ENV}=1)"
+
+#: What :func:`select` chose for this process (``COMPILED``, ``PURE``, ``PURE_ASKED`` or a stale-build reason).
+BUILD = PURE
+
+
+def source_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def extension_path(package_dir: str, name: str) -> str | None:
+    """The compiled extension of module ``name`` in ``package_dir``, if one was built."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(package_dir, name + suffix)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def build_state(package_dir: str, modules: Sequence[str] = MODULES) -> str:
+    """``COMPILED`` when every module has an extension whose recorded source hash matches its ``.py``;
+    ``PURE`` when none has an extension; otherwise why the compiled build cannot be used."""
+    extensions = {name: extension_path(package_dir, name) for name in modules}
+    if not any(extensions.values()):
+        return PURE
+    for name, ext in extensions.items():
+        if ext is None:
+            return f"pure Python (the compiled build has no {name} extension)"
+        try:
+            with open(ext + HASH_SUFFIX, encoding="ascii") as f:
+                recorded = f.read().strip()
+        except OSError:
+            return f"pure Python (no source hash beside {os.path.basename(ext)})"
+        if recorded != source_sha256(os.path.join(package_dir, name + ".py")):
+            return f"pure Python (the compiled build is older than {name}.py; rebuild with REPLAYLIB_BUILD_NATIVE=1)"
+    return COMPILED
+
+
+class _SourceFinder:
+    """Finds ``MODULES`` as their ``.py`` sources, so an extension beside them is never loaded."""
+
+    def __init__(self, package_dir: str) -> None:
+        self.paths = {f"{PACKAGE}.{name}": os.path.join(package_dir, name + ".py") for name in MODULES}
+
+    def find_spec(self, fullname: str, path: object = None, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        source = self.paths.get(fullname)
+        if source is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+def select(package_dir: str) -> str:
+    """Decide, before ``MODULES`` are imported, which build this process runs; returns (and sets) ``BUILD``."""
+    global BUILD
+    state = build_state(package_dir)
+    if os.environ.get(PURE_ENV) == "1":
+        state = PURE_ASKED
+    elif os.environ.get(REQUIRE_ENV) == "1" and state != COMPILED:
+        raise ImportError(f"{REQUIRE_ENV}=1 but the fleet runs {state} (install with REPLAYLIB_BUILD_NATIVE=1)")
+    if state != COMPILED and any(extension_path(package_dir, name) for name in MODULES):
+        if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
+            sys.meta_path.insert(0, _SourceFinder(package_dir))
+    BUILD = state
+    return state
