@@ -7,10 +7,10 @@ repository keeps them and are installed as the data packages
 ``[tool.setuptools.package-data]``), so a file added under them later ships with
 no further edit.  The code packages are found automatically.
 
-``REPLAYLIB_BUILD_NATIVE=1`` compiles ``replaylib.sim.native.MODULES`` with mypyc (the build backend,
+``REPLAYLIB_BUILD_NATIVE=1`` compiles ``replaylib.native.MODULES`` with mypyc (the build backend,
 ``build_backend/backend.py``, then asks for mypy as a build requirement).  The extensions are installed
 beside their sources, each with its source's sha256 (``<extension>.sha256``), by which
-``replaylib.sim.native`` falls back to the sources when they changed after the build.  A compile that
+``replaylib.native`` falls back to the sources when they changed after the build.  A compile that
 was asked for and fails fails the install: it never quietly installs something else.
 """
 
@@ -24,12 +24,12 @@ from setuptools.command.build_ext import build_ext
 
 DATA_FOLDERS = ("scenarios", "systems", "traces")
 HERE = os.path.dirname(os.path.abspath(__file__))
-SIM_DIR = os.path.join("replaylib", "sim")
+PACKAGE_DIR = os.path.join(HERE, "replaylib")
 BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 
 
-def _native_module():  # replaylib/sim/native.py by path: the package's dependencies are not installed here
-    spec = importlib.util.spec_from_file_location("_replaylib_native", os.path.join(HERE, SIM_DIR, "native.py"))
+def _native_module():  # replaylib/native.py by path: the package's dependencies are not installed here
+    spec = importlib.util.spec_from_file_location("_replaylib_native", os.path.join(PACKAGE_DIR, "native.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,18 +38,20 @@ def _native_module():  # replaylib/sim/native.py by path: the package's dependen
 class BuildExtWithHashes(build_ext):
     """build_ext that writes, beside each compiled module, the sha256 of the source it was compiled from."""
 
+    def _hashed(self):  # (extension path, source path) of each compiled module
+        native = _native_module()
+        return [(self.get_ext_fullpath(f"{native.PACKAGE}.{name}"), native.source_path(PACKAGE_DIR, name))
+                for name in native.MODULES] if self.extensions else []
+
     def run(self):
         super().run()
         native = _native_module()
-        for name in native.MODULES:
-            ext_path = self.get_ext_fullpath(f"{native.PACKAGE}.{name}")
+        for ext_path, source in self._hashed():
             with open(ext_path + native.HASH_SUFFIX, "w", encoding="ascii") as f:
-                f.write(native.source_sha256(os.path.join(HERE, SIM_DIR, name + ".py")) + "\n")
+                f.write(native.source_sha256(source) + "\n")
 
     def get_outputs(self):
-        native = _native_module()
-        outputs = super().get_outputs()
-        return [*outputs, *(path + native.HASH_SUFFIX for path in outputs if os.path.basename(path).split(".")[0] in native.MODULES)]
+        return [*super().get_outputs(), *(ext_path + _native_module().HASH_SUFFIX for ext_path, _ in self._hashed())]
 
 
 def native_extensions():
@@ -63,14 +65,14 @@ def native_extensions():
         raise SystemExit("REPLAYLIB_BUILD_NATIVE=1 asks for the compiled fleet, but mypy (mypyc) is not installed "
                          "in the build environment (a build without isolation needs `pip install mypy` first)") from None
     native = _native_module()
-    sources = [os.path.join(SIM_DIR, name + ".py") for name in native.MODULES]
+    sources = [os.path.relpath(native.source_path(PACKAGE_DIR, name), HERE) for name in native.MODULES]
     # replaylib's own modules are type-checked with them; the installed packages (msgspec, ...) are not
     # looked at (--no-site-packages): their types are Any, so what is installed where it builds never
-    # changes the compiled code.  group_name: mypyc's shared library (the code of both modules) goes
-    # inside the package, as replaylib.sim.compiled__mypyc, not beside it as a top-level module that an
+    # changes the compiled code.  group_name: mypyc's shared library (the code of all the modules) goes
+    # inside the package (replaylib.native.GROUP + '__mypyc'), not beside it as a top-level module that an
     # editable install could not import from elsewhere.
     return mypycify(["--follow-imports=silent", "--ignore-missing-imports", "--no-site-packages", *sources],
-                    opt_level="3", group_name=f"{native.PACKAGE}.compiled")
+                    opt_level="3", group_name=native.GROUP)
 
 
 setup(

@@ -8,6 +8,12 @@ versions.  See ``DESIGN.md`` in the shared folder for the module contracts.
 
 __version__ = "0.1.0"
 
-from replaylib.errors import ReplaylibError
+import os as _os
+
+from replaylib import native as _native
+
+_native.select(_os.path.dirname(__file__))  # the compiled build of the fleet's hot modules, or their sources
+
+from replaylib.errors import ReplaylibError  # noqa: E402
 
 __all__ = ["ReplaylibError", "__version__"]

@@ -1,6 +1,6 @@
 """The compiled fleet (``REPLAYLIB_BUILD_NATIVE=1``) against its pure-Python reference.
 
-Which build runs is decided before the fleet's modules load (``replaylib.sim.native``): a stale or
+Which build runs is decided before the fleet's modules load (``replaylib.native``): a stale or
 incomplete build, or ``REPLAYLIB_PURE_PYTHON=1``, runs the sources.  The tests marked ``native`` need the
 compiled build (they skip without it; ``REPLAYLIB_REQUIRE_NATIVE=1`` — CI's native step — fails instead)
 and replay the same scenarios with both builds: the recordings must be byte-identical.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from replaylib.sim import native
+from replaylib import native
 
 ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -27,13 +27,19 @@ SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 def _package(tmp_path: Path, *, built: tuple[str, ...] = native.MODULES, hashes: bool = True) -> Path:
     """A package directory with the modules' sources and, for ``built``, fake extensions with their hashes."""
     for name in native.MODULES:
-        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
+        source = Path(native.source_path(str(tmp_path), name))
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(f"# {name}\n")
     for name in built:
-        ext = tmp_path / f"{name}{SUFFIX}"
+        ext = source_of(tmp_path, name).with_suffix(SUFFIX)
         ext.write_bytes(b"\x7fELF")
         if hashes:
-            Path(str(ext) + native.HASH_SUFFIX).write_text(native.source_sha256(str(tmp_path / f"{name}.py")) + "\n")
+            Path(str(ext) + native.HASH_SUFFIX).write_text(native.source_sha256(str(source_of(tmp_path, name))) + "\n")
     return tmp_path
+
+
+def source_of(pkg: Path, name: str) -> Path:
+    return Path(native.source_path(str(pkg), name))
 
 
 def test_no_extension_is_the_pure_build(tmp_path: Path) -> None:
@@ -46,16 +52,16 @@ def test_a_build_matching_its_sources_is_used(tmp_path: Path) -> None:
 
 def test_an_edited_source_makes_the_build_stale(tmp_path: Path) -> None:
     pkg = _package(tmp_path)
-    (pkg / "prefix_cache.py").write_text("# prefix_cache, edited after the build\n")
+    source_of(pkg, "timing.runs").write_text("# timing.runs, edited after the build\n")
     state = native.build_state(str(pkg))
-    assert state.startswith(native.PURE) and "older than prefix_cache.py" in state
+    assert state.startswith(native.PURE) and "older than timing.runs's source" in state
 
 
 def test_a_partial_or_unhashed_build_is_not_used(tmp_path: Path) -> None:
     (tmp_path / "partial").mkdir()
     (tmp_path / "unhashed").mkdir()
-    partial = native.build_state(str(_package(tmp_path / "partial", built=("fleet",))))
-    assert partial.startswith(native.PURE) and "no prefix_cache extension" in partial
+    partial = native.build_state(str(_package(tmp_path / "partial", built=("sim.fleet", "sim.histogram", "timing.runs"))))
+    assert partial.startswith(native.PURE) and "no sim.prefix_cache extension" in partial
     unhashed = native.build_state(str(_package(tmp_path / "unhashed", hashes=False)))
     assert unhashed.startswith(native.PURE) and "no source hash" in unhashed
 
@@ -71,14 +77,14 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_stale_build_loads_the_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _isolated(monkeypatch)
     pkg = _package(tmp_path)
-    (pkg / "fleet.py").write_text("# fleet, edited after the build\n")
+    source_of(pkg, "sim.fleet").write_text("# fleet, edited after the build\n")
     state = native.select(str(pkg))
-    assert "older than fleet.py" in state and native.BUILD == state
+    assert "older than sim.fleet's source" in state and native.BUILD == state
     finders = [f for f in sys.meta_path if isinstance(f, native._SourceFinder)]
     assert finders and sys.meta_path[0] is finders[0]  # before the path finder that prefers extensions
     for name in native.MODULES:
         spec = finders[0].find_spec(f"{native.PACKAGE}.{name}")
-        assert spec is not None and spec.origin == str(pkg / f"{name}.py")
+        assert spec is not None and spec.origin == str(source_of(pkg, name))
     assert finders[0].find_spec("replaylib.sim.metrics") is None  # every other module is found as usual
 
 
@@ -87,9 +93,9 @@ def test_a_fresh_build_is_loaded_and_required_builds_fail_loudly(tmp_path: Path,
     pkg = _package(tmp_path)
     assert native.select(str(pkg)) == native.COMPILED
     assert not any(isinstance(f, native._SourceFinder) for f in sys.meta_path)
-    (pkg / "fleet.py").write_text("# edited\n")
+    source_of(pkg, "sim.fleet").write_text("# edited\n")
     monkeypatch.setenv(native.REQUIRE_ENV, "1")
-    with pytest.raises(ImportError, match="older than fleet.py"):
+    with pytest.raises(ImportError, match="older than sim.fleet's source"):
         native.select(str(pkg))
 
 
@@ -102,10 +108,11 @@ def _child(code: str, **env: str) -> str:
 
 def test_pure_python_on_request() -> None:
     """REPLAYLIB_PURE_PYTHON=1 loads the sources, whatever is built."""
-    code = "import json, replaylib.sim as s; print(json.dumps([s.native.BUILD, s.fleet.__file__, s.prefix_cache.__file__]))"
-    build, fleet_file, cache_file = json.loads(_child(code, REPLAYLIB_PURE_PYTHON="1"))
+    code = ("import importlib, json, replaylib; from replaylib import native; print(json.dumps([native.BUILD, "
+            "*(importlib.import_module('replaylib.' + name).__file__ for name in native.MODULES)]))")
+    build, *files = json.loads(_child(code, REPLAYLIB_PURE_PYTHON="1"))
     assert build == native.PURE_ASKED
-    assert fleet_file.endswith("fleet.py") and cache_file.endswith("prefix_cache.py")
+    assert [Path(f).name for f in files] == [Path(native.source_path("", name)).name for name in native.MODULES]
 
 
 def _compiled() -> None:
@@ -118,9 +125,10 @@ def _compiled() -> None:
 @pytest.mark.native
 def test_the_compiled_modules_are_loaded() -> None:
     _compiled()
-    from replaylib.sim import fleet, prefix_cache
+    import importlib
 
-    assert not fleet.__file__.endswith(".py") and not prefix_cache.__file__.endswith(".py")
+    for name in native.MODULES:
+        assert not str(importlib.import_module(f"replaylib.{name}").__file__).endswith(".py"), name
 
 
 # Scenarios that reach the fleet's paths: open loop with caps and scaling, closed-loop sessions, worker

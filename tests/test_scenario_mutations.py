@@ -29,7 +29,7 @@ from replaylib.planner.sla import SlaPlanner
 from replaylib.scenario import load_scenario
 from replaylib.scenario.model import ActuationFault, BudgetChange, NodeDown, NodeUp, OptimizerFailure
 from replaylib.sim import fleet as fleet_mod
-from replaylib.sim import native
+from replaylib import native
 from replaylib.sim.frontend import Frontend
 from tests.planner_helpers import planner_marks, skip_unless_planner_available
 

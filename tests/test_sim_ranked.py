@@ -18,7 +18,7 @@ from collections import OrderedDict
 import pytest
 
 from replaylib.sim import fleet as fleet_mod
-from replaylib.sim import native
+from replaylib import native
 from replaylib.sim.fleet import DECODE, PREFILL, Fleet
 from replaylib.sim.prefix_cache import PrefixCache
 from sim_helpers import fleet_config, req, tiny_system

@@ -203,7 +203,7 @@ def event_count(label: str) -> int:
     """The events the Mooncake hour pops on system ``label``, counted (``fleet_cpu(count=True)``) in a child
     running the pure-Python fleet: the counting hook wraps the module's ``heapq``, which a compiled fleet
     does not look up (both builds pop the same events: tests/test_native.py)."""
-    from replaylib.sim import native
+    from replaylib import native
 
     env = {**os.environ, native.PURE_ENV: "1"}
     out = subprocess.run([sys.executable, __file__, "--count-events", label], capture_output=True, text=True, check=True,
@@ -279,7 +279,7 @@ def main() -> int:
     if args.count_events:
         print(_count_events(args.count_events))
         return 0
-    from replaylib.sim import native
+    from replaylib import native
 
     print(f"fleet build: {native.BUILD} (REPLAYLIB_BUILD_NATIVE=1 at install compiles it; REPLAYLIB_PURE_PYTHON=1 runs the sources)")
     if not os.path.exists(MOONCAKE):

@@ -19,6 +19,11 @@ either: it keeps them ranked by load per role and state, and kv_aware keeps a
 holders index of the prefill caches (block id -> bit mask of the workers
 holding it), so routing and decode placement look at a few workers whatever
 the fleet's size, and choose the worker the scans would.
+
+This module is also compiled with mypyc when the install asks for it
+(``replaylib.native``): it stays plain typed Python, imports compiled
+neighbours (prefix cache, histogram, decode runs) directly, and is the
+reference a compiled build is checked against.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
 from replaylib.sim.arrivals import ClosedLoop, ClosedLoopArrivals, OpenLoopArrivals
 from replaylib.sim.frontend import Frontend
+from replaylib.sim.histogram import add as add_sample  # LatencyStats.add / add_linear, called without the method
+from replaylib.sim.histogram import add_linear as add_run
 from replaylib.sim.metrics import (
     CapResult,
     RequestOutcome,
@@ -46,10 +53,11 @@ from replaylib.sim.metrics import (
     WorkerMetrics,
 )
 from replaylib.sim.prefix_cache import PrefixCache
-from replaylib.timing import PowerModel, TimingModel, power_model, run_end, run_step, run_steps_by, timing_model
+from replaylib.timing import PowerModel, TimingModel, power_model, timing_model
+from replaylib.timing.runs import run_end, run_step, run_steps_by  # compiled with the fleet (replaylib.native)
 from replaylib.trace.model import Request
 
-# Final: constants a compiled build (replaylib.sim.native) inlines instead of looking up.
+# Final: constants a compiled build (replaylib.native) inlines instead of looking up.
 PREFILL: Final = "prefill"
 DECODE: Final = "decode"
 ROLES = (PREFILL, DECODE)
@@ -431,7 +439,7 @@ class Fleet:
         events = self._events
         pop = heapq.heappop  # looked up per call (tools/bench_fleet.py counts the event heap's pops)
         # The methods are called as self._x(...) and the workers cast to their class: a compiled build
-        # (replaylib.sim.native) then calls and reads them natively.
+        # (replaylib.native) then calls and reads them natively.
         while True:
             t = self._next_time
             if events and events[0][0] < t:
@@ -800,7 +808,7 @@ class Fleet:
                 w.cache.insert(r.hash_ids)
             r.hash_ids = None
             win.first_tokens += 1
-            win.ttft.add(t - r.arrival)
+            add_sample(win.ttft, t - r.arrival)
             if r.osl == 1:
                 self._complete(r, t)
             else:
@@ -906,7 +914,7 @@ class Fleet:
         if n > 0:
             b = d.seg_b
             win = self._window
-            win.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
+            add_run(win.itl, run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
             win.decode_tokens += n * b
             d.passes += n
             d.tokens += n * b

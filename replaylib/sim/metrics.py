@@ -11,9 +11,10 @@ import math
 
 import msgspec
 
-#: Bucket growth factor: a sample x lands in bucket ceil(log(x) / log(GAMMA)).
-GAMMA = 1.01
-_LOG_GAMMA = math.log(GAMMA)
+from replaylib.sim.histogram import GAMMA as GAMMA  # the bucket growth factor, for the readers of histograms
+from replaylib.sim.histogram import add as _add
+from replaylib.sim.histogram import add_linear as _add_linear
+from replaylib.sim.histogram import bucket as _bucket
 
 
 class LatencyStats(msgspec.Struct, kw_only=True):
@@ -27,14 +28,7 @@ class LatencyStats(msgspec.Struct, kw_only=True):
 
     def add(self, value: float, weight: int = 1) -> None:
         """Add ``weight`` samples equal to ``value`` (> 0)."""
-        b = _ceil(_log(value) / _LOG_GAMMA) if value > 0 else _NO_BUCKET  # _bucket(value)
-        self.buckets[b] = self.buckets.get(b, 0) + weight
-        self.count += weight
-        self.total += value * weight
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
+        _add(self, value, weight)
 
     def add_linear(self, first: float, step: float, k: int, weight: int) -> None:
         """Add ``weight`` samples of each of ``first + step * i`` for ``i in range(k)``.
@@ -42,33 +36,7 @@ class LatencyStats(msgspec.Struct, kw_only=True):
         Costs one operation per histogram bucket the progression crosses, not per
         sample: this is how a run of ``k`` decode steps is accounted in closed form.
         """
-        if k <= 0:
-            return
-        if step == 0.0:
-            self.add(first, k * weight)
-            return
-        self.count += k * weight
-        self.total += weight * (k * first + step * k * (k - 1) / 2.0)
-        last = first + step * (k - 1)
-        lo, hi = (first, last) if step > 0 else (last, first)
-        if lo < self.min:
-            self.min = lo
-        if hi > self.max:
-            self.max = hi
-        buckets = self.buckets
-        b = _ceil(_log(first) / _LOG_GAMMA) if first > 0 else _NO_BUCKET  # _bucket(first), _bucket(last)
-        if b == (_ceil(_log(last) / _LOG_GAMMA) if last > 0 else _NO_BUCKET):
-            # the samples are monotonic: all in one bucket (the walk below puts them there too)
-            buckets[b] = buckets.get(b, 0) + k * weight
-            return
-        i = 0
-        while i < k:
-            b = _bucket(first + step * i)
-            edge = GAMMA**b if step > 0 else GAMMA ** (b - 1)
-            j = int((edge - first) / step)  # last index still inside bucket b
-            j = min(max(j, i), k - 1)
-            buckets[b] = buckets.get(b, 0) + (j - i + 1) * weight
-            i = j + 1
+        _add_linear(self, first, step, k, weight)
 
     def merge(self, other: LatencyStats) -> None:
         """Fold ``other`` into this one (exact)."""
@@ -115,14 +83,6 @@ class LatencyStats(msgspec.Struct, kw_only=True):
     @property
     def p99(self) -> float | None:
         return self.quantile(0.99)
-
-
-_NO_BUCKET = -(2**31)  # where samples <= 0 go
-_ceil, _log = math.ceil, math.log
-
-
-def _bucket(value: float) -> int:
-    return _ceil(_log(value) / _LOG_GAMMA) if value > 0 else _NO_BUCKET
 
 
 class LatencySummary(msgspec.Struct, frozen=True, kw_only=True):

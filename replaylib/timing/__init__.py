@@ -23,9 +23,6 @@ from replaylib.timing.protocol import (
     Role,
     TimingModel,
     TimingSpecError,
-    run_end,
-    run_step,
-    run_steps_by,
 )
 from replaylib.timing.registry import (
     available_power_models,
@@ -35,6 +32,7 @@ from replaylib.timing.registry import (
     register_timing_model,
     timing_model,
 )
+from replaylib.timing.runs import run_end, run_step, run_steps_by
 from replaylib.timing.table import TableTiming
 
 if TYPE_CHECKING:

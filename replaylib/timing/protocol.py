@@ -19,7 +19,8 @@ A **timing model** answers, for one worker running at relative ``speed``
   batch, every step adds one token per sequence, so KV grows by ``batch`` per
   step; step ``i`` (0-based, ``i < steps``) lasts ``first_ms + growth_ms · i``.
   ``steps`` (≥ 1) is how far that linear form holds; the fleet starts a new run
-  there.  The sums and their inverse are :func:`run_end` and :func:`run_steps_by`;
+  there.  The sums and their inverse are :func:`run_end` and :func:`run_steps_by`
+  (:mod:`replaylib.timing.runs`);
 * ``decode_max_batch(itl_ms, context, speed, limit)`` — the largest batch
   ``b ≤ limit`` whose step at ``context`` KV tokens per sequence takes at most
   ``itl_ms`` (0 when not even one sequence does);
@@ -50,7 +51,6 @@ which pick the class the systems YAML names (``timing.model`` /
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
@@ -155,49 +155,3 @@ class PowerModel(Protocol):
     def provisioned_w(self, n_prefill: float, n_decode: float, cap_prefill_w: float, cap_decode_w: float) -> float: ...
 
     def worker_provisioned_w(self, cap_w: float) -> float: ...
-
-
-# -- runs of decode steps (the closed form the fleet sums) -----------------------------------------
-
-
-def run_step(first: float, growth: float, i: int) -> float:
-    """Duration of step ``i`` (0-based) of a run."""
-    return first + growth * i
-
-
-def run_end(start: float, first: float, growth: float, k: int) -> float:
-    """End time of the run's ``k``-th step (``k = 0`` is the run's start)."""
-    return start + k * first + growth * (k * (k - 1) / 2.0)
-
-
-def run_steps_by(start: float, first: float, growth: float, k_max: int, t: float) -> int:
-    """Steps of a run (at most ``k_max``) completed by time ``t``: the inverse of :func:`run_end`."""
-    dt = t - start
-    if dt <= 0.0:
-        return 0
-    a, b = growth / 2.0, first - growth / 2.0
-    if a == 0.0 and b <= 0.0:
-        return k_max  # zero-duration steps
-    if a == 0.0:
-        k = int(dt / b)
-    else:  # a < 0 (a step time falling along the run) is fine: the first root is the one wanted
-        k = int((-b + math.sqrt(max(b * b + 4.0 * a * dt, 0.0))) / (2.0 * a))
-    k = min(max(k, 0), k_max)
-    while k < k_max and run_end(start, first, growth, k + 1) <= t:
-        k += 1
-    while k > 0 and run_end(start, first, growth, k) > t:
-        k -= 1
-    return k
-
-
-__all__ = [
-    "UNBOUNDED_STEPS",
-    "PowerModel",
-    "RangeReport",
-    "Role",
-    "TimingModel",
-    "TimingSpecError",
-    "run_end",
-    "run_step",
-    "run_steps_by",
-]

@@ -1,13 +1,14 @@
 """Which build of the fleet's hot modules runs: the pure-Python reference or its compiled twin.
 
-``MODULES`` (the event loop and the prefix cache) can be compiled with mypyc at install time
+``MODULES`` (the fleet's event loop, its prefix cache, the latency histogram's arithmetic and the
+closed form of a run of decode steps) can be compiled with mypyc at install time
 (``REPLAYLIB_BUILD_NATIVE=1 pip install -e .``, see ``setup.py``): the same source files become C
 extensions, installed next to them, which Python's import system then prefers.  The ``.py`` files stay
 the reference: ``tests/test_native.py`` replays with both builds and compares the recordings byte for
 byte.
 
-:func:`select` runs before either module is imported (``replaylib/sim/__init__.py``) and imports the
-sources instead of the extensions when
+:func:`select` runs when ``replaylib`` is imported (``replaylib/__init__.py``), before any of them can
+be, and imports the sources instead of the extensions when
 
 * ``REPLAYLIB_PURE_PYTHON=1`` asks for the reference, or
 * the compiled build is stale or incomplete: the build writes each source's sha256 next to its
@@ -21,7 +22,6 @@ This module imports only the standard library: ``setup.py`` loads it by path to 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
 import os
@@ -29,9 +29,13 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-#: The modules compiled together (one mypyc group), relative to the package directory ``replaylib/sim``.
-MODULES = ("fleet", "prefix_cache")
-PACKAGE = "replaylib.sim"
+#: The modules compiled together (one mypyc group), relative to the package ``replaylib``.  Each imports
+#: only the standard library and the others (a compiled module calls a compiled one natively).
+MODULES = ("sim.fleet", "sim.prefix_cache", "sim.histogram", "timing.runs")
+PACKAGE = "replaylib"
+#: mypyc's shared library holding the group's code (``<GROUP>__mypyc``): in the top package, whose
+#: ``__init__`` is light (in ``replaylib.sim`` it would load the whole fleet for ``replaylib.timing.runs``).
+GROUP = "replaylib.compiled"
 PURE_ENV = "REPLAYLIB_PURE_PYTHON"
 REQUIRE_ENV = "REPLAYLIB_REQUIRE_NATIVE"
 HASH_SUFFIX = ".sha256"
@@ -45,14 +49,21 @@ BUILD = PURE
 
 
 def source_sha256(path: str) -> str:
+    import hashlib  # only when there is a build to check
+
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def source_path(package_dir: str, name: str) -> str:
+    """The source of module ``name`` (``sim.fleet``) in the package directory ``package_dir``."""
+    return os.path.join(package_dir, *name.split(".")) + ".py"
 
 
 def extension_path(package_dir: str, name: str) -> str | None:
     """The compiled extension of module ``name`` in ``package_dir``, if one was built."""
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = os.path.join(package_dir, name + suffix)
+        path = os.path.join(package_dir, *name.split(".")) + suffix
         if os.path.exists(path):
             return path
     return None
@@ -72,8 +83,8 @@ def build_state(package_dir: str, modules: Sequence[str] = MODULES) -> str:
                 recorded = f.read().strip()
         except OSError:
             return f"pure Python (no source hash beside {os.path.basename(ext)})"
-        if recorded != source_sha256(os.path.join(package_dir, name + ".py")):
-            return f"pure Python (the compiled build is older than {name}.py; rebuild with REPLAYLIB_BUILD_NATIVE=1)"
+        if recorded != source_sha256(source_path(package_dir, name)):
+            return f"pure Python (the compiled build is older than {name}'s source; rebuild with REPLAYLIB_BUILD_NATIVE=1)"
     return COMPILED
 
 
@@ -81,7 +92,7 @@ class _SourceFinder:
     """Finds ``MODULES`` as their ``.py`` sources, so an extension beside them is never loaded."""
 
     def __init__(self, package_dir: str) -> None:
-        self.paths = {f"{PACKAGE}.{name}": os.path.join(package_dir, name + ".py") for name in MODULES}
+        self.paths = {f"{PACKAGE}.{name}": source_path(package_dir, name) for name in MODULES}
 
     def find_spec(self, fullname: str, path: object = None, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         source = self.paths.get(fullname)
