@@ -67,7 +67,7 @@ def random_script(rng: random.Random, horizon: float) -> dict[float, tuple]:
 
 
 def scan_prefill(fleet: Fleet, r) -> object:  # noqa: ANN001 - brute force over every candidate, as docs/fleet_model.md says
-    cands = fleet._candidates(fleet._prefill)
+    cands = fleet._prefill_candidates()
     if not cands:
         return None
     if fleet._router == "round_robin":
@@ -83,7 +83,7 @@ def scan_prefill(fleet: Fleet, r) -> object:  # noqa: ANN001 - brute force over 
 
 
 def scan_decode(fleet: Fleet, t: float) -> object:
-    cands = fleet._candidates(fleet._decode)
+    cands = fleet._decode_candidates()
     if not cands:
         return None
     return min(cands, key=lambda c: (c.used + (c.steps_by(t) * c.seg_b if c.seg else 0) + c.waiting_ctx, c.id))

@@ -33,7 +33,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 from heapq import heappop as _heappop  # the workers' own heaps (the event heap goes through ``heapq.``)
 from heapq import heappush as _heappush
 
@@ -41,10 +41,10 @@ from replaylib.scenario.model import FleetConfig
 from replaylib.scenario.system import System
 from replaylib.sim.arrivals import ClosedLoop, ClosedLoopArrivals, OpenLoopArrivals
 from replaylib.sim.frontend import Frontend
-from replaylib.sim.histogram import add as add_sample  # LatencyStats.add / add_linear, called without the method
-from replaylib.sim.histogram import add_linear as add_run
+from replaylib.sim.histogram import Histogram
 from replaylib.sim.metrics import (
     CapResult,
+    LatencyStats,
     RequestOutcome,
     RoleCounts,
     ScalingResult,
@@ -103,7 +103,9 @@ class _Req:
         self.arrival = arrival
         self.isl = row.input_length
         self.osl = row.output_length
-        self.hash_ids: list[int] | None = row.hash_ids
+        # Block ids typed Any: a compiled build (replaylib.native) then keeps them the Python ints they are
+        # instead of unboxing each one and boxing it again for every dict lookup.
+        self.hash_ids: list[Any] | None = row.hash_ids
         self.done = 0  # prefill tokens in KV (cached + computed)
         self.cached = 0
         self.scheduled = False
@@ -114,6 +116,40 @@ class _Req:
         self.gen0 = 0  # generated at admission
         self.step0 = 0  # worker step count at admission
         self.in_batch = False
+
+
+class _Window:
+    """The traffic since the last snapshot, counted as it happens (the snapshot reports it as a TrafficWindow)."""
+
+    __slots__ = (
+        "start", "arrivals", "isl_sum", "osl_sum", "completions", "dropped", "preemptions", "first_tokens",
+        "hit_tokens", "lookup_tokens", "prefill_tokens", "decode_tokens", "ttft", "itl",
+    )
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.arrivals = 0
+        self.isl_sum = 0
+        self.osl_sum = 0
+        self.completions = 0
+        self.dropped = 0
+        self.preemptions = 0
+        self.first_tokens = 0
+        self.hit_tokens = 0
+        self.lookup_tokens = 0
+        self.prefill_tokens = 0
+        self.decode_tokens = 0
+        self.ttft = Histogram()
+        self.itl = Histogram()
+
+    def report(self, end: float) -> TrafficWindow:
+        return TrafficWindow(
+            start_ms=self.start, end_ms=end, arrivals=self.arrivals, isl_sum=self.isl_sum, osl_sum=self.osl_sum,
+            completions=self.completions, dropped=self.dropped, preemptions=self.preemptions,
+            first_tokens=self.first_tokens, ttft=LatencyStats.of(self.ttft), itl=LatencyStats.of(self.itl),
+            hit_tokens=self.hit_tokens, lookup_tokens=self.lookup_tokens, prefill_tokens=self.prefill_tokens,
+            decode_tokens=self.decode_tokens,
+        )
 
 
 class _Worker:
@@ -202,6 +238,9 @@ class _DecodeWorker(_Worker):
         return run_steps_by(self.seg_start, self.seg_alpha, self.seg_beta, self.seg_k, t)
 
 
+_W = TypeVar("_W", bound=_Worker)
+
+
 class Fleet:
     """A disaggregated prefill/decode fleet replaying ``requests``.
 
@@ -264,7 +303,9 @@ class Fleet:
         # decode worker's used + waiting KV at the start of its segment (its KV now is never less), and the
         # active and the starting prefill workers as bit masks (by slot); see _route_prefill, _place_decode.
         self._ranked_mode = False
-        self._cands: dict[int, list] = {}  # _candidates' lists, by id of the pool
+        # The routing candidates of each role (_candidates), kept until a worker of the fleet changes state.
+        self._cands_p: list[_PrefillWorker] | None = None
+        self._cands_d: list[_DecodeWorker] | None = None
         self._by_id: dict[int, _Worker] = {}  # the workers not gone, by id (ranking entry -> worker)
         self._ranked: dict[tuple[str, str], list[int]] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
         self._prefill_bits = {ACTIVE: 0, STARTING: 0}
@@ -287,7 +328,7 @@ class Fleet:
         self._dropped = 0
         self._preemptions = 0
         self._dropped_by = dict.fromkeys(DROP_REASONS, 0)
-        self._window = TrafficWindow(start_ms=0.0, end_ms=0.0)
+        self._window = _Window(0.0)
 
     # -- public API -------------------------------------------------------------------
 
@@ -509,20 +550,25 @@ class Fleet:
 
     # -- routing ------------------------------------------------------------------------
 
-    def _candidates(self, pool: list) -> list:
-        """The routing candidates of ``pool``, id order (kept until a worker of the fleet changes state)."""
-        key = id(pool)
-        cands = self._cands.get(key)
+    def _prefill_candidates(self) -> list[_PrefillWorker]:
+        cands = self._cands_p
         if cands is None:
-            cands = [w for w in pool if w.state == ACTIVE] or [w for w in pool if w.state == STARTING]
-            self._cands[key] = cands
+            cands = self._cands_p = _candidates(self._prefill)
+        return cands
+
+    def _decode_candidates(self) -> list[_DecodeWorker]:
+        cands = self._cands_d
+        if cands is None:
+            cands = self._cands_d = _candidates(self._decode)
         return cands
 
     def _route_prefill(self, r: _Req) -> None:
         if self._ranked_mode:
             self._route_ranked(r)
             return
-        cands = self._cands.get(id(self._prefill)) or self._candidates(self._prefill)
+        cands = self._cands_p
+        if cands is None:
+            cands = self._prefill_candidates()
         if not cands:
             self._drop(r, "no_prefill_worker")
             return
@@ -540,10 +586,10 @@ class Fleet:
             if ids and self._prefix_cache:
                 bs, first = self.block_size, ids[0]
                 most = min(len(ids) * bs, isl)  # the largest overlap there can be
-                best = _INF
+                best: int | None = None  # the least cost so far
                 for c in cands:
                     cost = c.queued_tokens + isl
-                    if cost - most >= best:
+                    if best is not None and cost - most >= best:
                         continue  # even a full overlap would not make it strictly cheaper
                     lru = c.cache.lru
                     if first in lru:  # else no leading hit: overlap 0
@@ -553,7 +599,7 @@ class Fleet:
                                 break
                             hits += 1
                         cost -= min(hits * bs, isl)
-                    if cost < best:
+                    if best is None or cost < best:
                         best, w = cost, c
             else:  # every overlap is 0: the least queued, ties to the lowest id
                 w = min(cands, key=lambda c: (c.queued_tokens, c.id))
@@ -575,7 +621,7 @@ class Fleet:
             self._drop(r, "no_prefill_worker")
             return
         if self._router == "round_robin":
-            cands = self._candidates(self._prefill)
+            cands = self._prefill_candidates()
             w = cands[self._rr[PREFILL] % len(cands)]
             self._rr[PREFILL] += 1
         else:
@@ -592,7 +638,7 @@ class Fleet:
         if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
             self._touched[w] = None
 
-    def _kv_aware_pick(self, r: _Req, ids: list[int], ranked: list[int]) -> _PrefillWorker:
+    def _kv_aware_pick(self, r: _Req, ids: list[Any], ranked: list[int]) -> _PrefillWorker:
         """kv_aware over ``ranked``: minimum ``queued_tokens + isl - overlap``, ties to the lowest id.
 
         The holders index gives, depth by depth, the bit mask of the candidates holding the first ``h``
@@ -686,7 +732,9 @@ class Fleet:
                     if best is None or key < best:
                         best, w, steps_now = key, c, k
         else:
-            cands = self._cands.get(id(self._decode)) or self._candidates(self._decode)
+            cands = self._cands_d
+            if cands is None:
+                cands = self._decode_candidates()
             if not cands:
                 self._drop(r, "no_decode_worker")
                 return
@@ -808,7 +856,7 @@ class Fleet:
                 w.cache.insert(r.hash_ids)
             r.hash_ids = None
             win.first_tokens += 1
-            add_sample(win.ttft, t - r.arrival)
+            win.ttft.add(t - r.arrival)
             if r.osl == 1:
                 self._complete(r, t)
             else:
@@ -914,7 +962,7 @@ class Fleet:
         if n > 0:
             b = d.seg_b
             win = self._window
-            add_run(win.itl, run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
+            win.itl.add_linear(run_step(d.seg_alpha, d.seg_beta, acc), d.seg_beta, n, b)
             win.decode_tokens += n * b
             d.passes += n
             d.tokens += n * b
@@ -969,7 +1017,7 @@ class Fleet:
         if wid > _ID_MASK:
             raise OverflowError(f"worker id {wid} does not fit a ranking entry")
         self._by_id[wid] = w
-        self._cands.clear()
+        self._cands_p = self._cands_d = None
         if self._ranked_mode:
             self._set_state(w, w.state)
         elif len(self._prefill) + len(self._decode) >= RANKED_FROM_WORKERS:
@@ -999,7 +1047,7 @@ class Fleet:
 
     def _set_state(self, w: _Worker, state: str) -> None:
         """Change ``w``'s state; in ranked mode, move it to the ranking of its new state (none once draining)."""
-        self._cands.clear()
+        self._cands_p = self._cands_d = None
         if not self._ranked_mode:
             w.state = state
             return
@@ -1122,9 +1170,8 @@ class Fleet:
             d.tokens = 0
         if self._prefill and self._decode and self._prefill[-1].id > self._decode[0].id:
             metrics.sort(key=lambda m: m.worker_id)  # else the two pools, each in id order, are in order
-        window = self._window
-        window.end_ms = now
-        self._window = TrafficWindow(start_ms=now, end_ms=now)
+        window = self._window.report(now)
+        self._window = _Window(now)
         in_flight = self._arrived - self._completed - self._dropped
         return Snapshot(
             now_ms=now,
@@ -1155,6 +1202,11 @@ def _rerank(w: _Worker, load: int) -> None:
         del ranking[bisect_left(ranking, cast(int, old))]
         insort(ranking, new)
         w.rank = new
+
+
+def _candidates(pool: list[_W]) -> list[_W]:
+    """The routing candidates of ``pool``: its active workers, else its starting ones; id order."""
+    return [w for w in pool if w.state == ACTIVE] or [w for w in pool if w.state == STARTING]
 
 
 def _schedule_key(w: _Worker) -> tuple[int, int]:

@@ -8,12 +8,12 @@ add, buckets add) and percentiles are within 0.5% of the exact sample value.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
 
 from replaylib.sim.histogram import GAMMA as GAMMA  # the bucket growth factor, for the readers of histograms
-from replaylib.sim.histogram import add as _add
-from replaylib.sim.histogram import add_linear as _add_linear
+from replaylib.sim.histogram import Histogram
 from replaylib.sim.histogram import bucket as _bucket
 
 
@@ -26,17 +26,24 @@ class LatencyStats(msgspec.Struct, kw_only=True):
     max: float = -math.inf
     buckets: dict[int, int] = msgspec.field(default_factory=dict)
 
+    @classmethod
+    def of(cls, h: Histogram) -> LatencyStats:
+        """The statistics ``h`` holds (sharing its bucket counts)."""
+        return cls(count=h.count, total=h.total, min=h.min, max=h.max, buckets=h.buckets)
+
+    def _update(self, add: Callable[[Histogram], None]) -> None:
+        h = Histogram(self.count, self.total, self.min, self.max, self.buckets)  # the same bucket dict
+        add(h)
+        self.count, self.total, self.min, self.max = h.count, h.total, h.min, h.max
+
     def add(self, value: float, weight: int = 1) -> None:
-        """Add ``weight`` samples equal to ``value`` (> 0)."""
-        _add(self, value, weight)
+        """Add ``weight`` samples equal to ``value`` (> 0): :meth:`Histogram.add`."""
+        self._update(lambda h: h.add(value, weight))
 
     def add_linear(self, first: float, step: float, k: int, weight: int) -> None:
-        """Add ``weight`` samples of each of ``first + step * i`` for ``i in range(k)``.
-
-        Costs one operation per histogram bucket the progression crosses, not per
-        sample: this is how a run of ``k`` decode steps is accounted in closed form.
-        """
-        _add_linear(self, first, step, k, weight)
+        """Add ``weight`` samples of each of ``first + step * i`` for ``i in range(k)``: :meth:`Histogram.add_linear`
+        (one operation per bucket the progression crosses, not per sample)."""
+        self._update(lambda h: h.add_linear(first, step, k, weight))
 
     def merge(self, other: LatencyStats) -> None:
         """Fold ``other`` into this one (exact)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import islice
+from typing import Any
 
 
 class PrefixCache:
@@ -17,6 +18,10 @@ class PrefixCache:
     every block id held by any of them to a bit mask of the holders: this cache
     sets ``bit`` on the blocks it gains and clears it on the blocks it evicts,
     so the kv-aware router need not ask every worker for its leading hits.
+
+    Block ids are typed ``Any``: a compiled build (``replaylib.native``) then
+    keeps them the Python ints they are, instead of unboxing each one and
+    boxing it again for every dict operation.
     """
 
     __slots__ = ("lru", "capacity", "_index", "_bit")
@@ -25,7 +30,7 @@ class PrefixCache:
         self.capacity = capacity_blocks
         # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
         # id to the most recently used end is taking it out and putting it back.
-        self.lru: dict[int, None] = {}
+        self.lru: dict[Any, None] = {}
         self._index = index
         self._bit = bit
 
@@ -38,7 +43,7 @@ class PrefixCache:
     def __iter__(self):  # noqa: ANN204 - the held ids, least recently used first
         return iter(self.lru)
 
-    def leading_hits(self, hash_ids: Sequence[int]) -> int:
+    def leading_hits(self, hash_ids: Sequence[Any]) -> int:
         """How many leading ids of ``hash_ids`` are cached (does not touch the LRU)."""
         lru = self.lru
         n = 0
@@ -48,14 +53,14 @@ class PrefixCache:
             n += 1
         return n
 
-    def touch(self, hash_ids: Sequence[int], n: int) -> None:
+    def touch(self, hash_ids: Sequence[Any], n: int) -> None:
         """Mark the first ``n`` ids (all cached) most recently used, last to first."""
         lru = self.lru
         for h in reversed(hash_ids[:n]):
             del lru[h]
             lru[h] = None  # moved to the most recently used end
 
-    def insert(self, hash_ids: Sequence[int]) -> None:
+    def insert(self, hash_ids: Sequence[Any]) -> None:
         """Insert/refresh all ids (last to first), then evict down to capacity."""
         lru = self.lru
         index = self._index
