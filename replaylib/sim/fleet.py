@@ -29,7 +29,6 @@ reference a compiled build is checked against.
 from __future__ import annotations
 
 import heapq
-import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -49,6 +48,7 @@ from replaylib.sim.metrics import (
     RoleCounts,
     ScalingResult,
     Snapshot,
+    WINDOW_COUNTERS,
     TrafficWindow,
     WorkerMetrics,
 )
@@ -75,7 +75,6 @@ _STEP_END: Final = 2
 _HANDOFF: Final = 3
 
 DROP_REASONS = ("no_prefill_worker", "no_decode_worker", "kv_too_large")
-_INF: Final = math.inf
 
 #: From this many workers (both roles, gone ones not counted) on, a fleet keeps its workers ranked by load
 #: and, kv_aware with a prefix cache, a holders index of the prefill workers' cached blocks, so that routing
@@ -119,7 +118,11 @@ class _Req:
 
 
 class _Window:
-    """The traffic since the last snapshot, counted as it happens (the snapshot reports it as a TrafficWindow)."""
+    """The traffic since the last snapshot, counted as it happens (the snapshot reports it as a TrafficWindow).
+
+    Its counters are ``metrics.WINDOW_COUNTERS``, spelled out as attributes so that a compiled build
+    stores them natively; :meth:`report` reads them by those names, so a counter missing here fails at
+    the first snapshot."""
 
     __slots__ = (
         "start", "arrivals", "isl_sum", "osl_sum", "completions", "dropped", "preemptions", "first_tokens",
@@ -143,13 +146,9 @@ class _Window:
         self.itl = Histogram()
 
     def report(self, end: float) -> TrafficWindow:
-        return TrafficWindow(
-            start_ms=self.start, end_ms=end, arrivals=self.arrivals, isl_sum=self.isl_sum, osl_sum=self.osl_sum,
-            completions=self.completions, dropped=self.dropped, preemptions=self.preemptions,
-            first_tokens=self.first_tokens, ttft=LatencyStats.of(self.ttft), itl=LatencyStats.of(self.itl),
-            hit_tokens=self.hit_tokens, lookup_tokens=self.lookup_tokens, prefill_tokens=self.prefill_tokens,
-            decode_tokens=self.decode_tokens,
-        )
+        counts = {name: getattr(self, name) for name in WINDOW_COUNTERS}
+        return TrafficWindow(start_ms=self.start, end_ms=end, ttft=LatencyStats.of(self.ttft), itl=LatencyStats.of(self.itl),
+                             **counts)
 
 
 class _Worker:
@@ -566,9 +565,7 @@ class Fleet:
         if self._ranked_mode:
             self._route_ranked(r)
             return
-        cands = self._cands_p
-        if cands is None:
-            cands = self._prefill_candidates()
+        cands = self._prefill_candidates()
         if not cands:
             self._drop(r, "no_prefill_worker")
             return
@@ -732,9 +729,7 @@ class Fleet:
                     if best is None or key < best:
                         best, w, steps_now = key, c, k
         else:
-            cands = self._cands_d
-            if cands is None:
-                cands = self._decode_candidates()
+            cands = self._decode_candidates()
             if not cands:
                 self._drop(r, "no_decode_worker")
                 return

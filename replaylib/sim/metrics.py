@@ -113,6 +113,13 @@ def summarize(stats: LatencyStats, offset: float = 0.0) -> LatencySummary | None
     )
 
 
+#: The counts a :class:`TrafficWindow` keeps besides its span and latency statistics (each adds when windows merge).
+WINDOW_COUNTERS = (
+    "arrivals", "isl_sum", "osl_sum", "completions", "dropped", "preemptions",
+    "first_tokens", "hit_tokens", "lookup_tokens", "prefill_tokens", "decode_tokens",
+)
+
+
 class TrafficWindow(msgspec.Struct, kw_only=True):
     """Traffic between two snapshots; every field merges exactly with another window's."""
 
@@ -157,10 +164,7 @@ class TrafficWindow(msgspec.Struct, kw_only=True):
         """Extend this window by the adjacent window ``other`` (exact)."""
         self.start_ms = min(self.start_ms, other.start_ms)
         self.end_ms = max(self.end_ms, other.end_ms)
-        for name in (
-            "arrivals", "isl_sum", "osl_sum", "completions", "dropped", "preemptions",
-            "first_tokens", "hit_tokens", "lookup_tokens", "prefill_tokens", "decode_tokens",
-        ):
+        for name in WINDOW_COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.ttft.merge(other.ttft)
         self.itl.merge(other.itl)
