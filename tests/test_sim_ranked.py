@@ -113,14 +113,11 @@ def check_structures(fleet: Fleet) -> None:
     """Rankings, candidate masks and holders index against the workers themselves (the rankings once the
     workers whose load changed since they were ranked are re-ranked, as the next routing or placement does)."""
     assert fleet._ranked_mode
-    for w in fleet._stale_p:
-        if w.rank is not None:
-            fleet_mod._rerank(w, w.queued_tokens)
-    for d in fleet._stale_d:
-        if d.rank is not None:
-            fleet_mod._rerank(d, d.used + d.waiting_ctx)
-    fleet._stale_p.clear()
-    fleet._stale_d.clear()
+    assert all(w.stale for w in fleet._stale_p) and all(d.stale for d in fleet._stale_d)
+    assert len(set(map(id, fleet._stale_p))) == len(fleet._stale_p), "a worker listed twice to re-rank"
+    assert not any(w.stale for w in (*fleet._prefill, *fleet._decode) if w not in fleet._stale_p + fleet._stale_d)
+    fleet._rerank_prefill()
+    fleet._rerank_decode()
     for (role, state), ranking in fleet._ranked.items():
         pool = fleet._prefill if role == PREFILL else fleet._decode
         members = [w for w in pool if w.state == state]
@@ -129,7 +126,8 @@ def check_structures(fleet: Fleet) -> None:
         assert all(w.rank == key and w.ranking is ranking for key in ranking for w in [fleet._by_id[key & fleet_mod._ID_MASK]])
         if role == PREFILL:
             assert fleet._prefill_bits[state] == sum(1 << w.slot for w in members)
-    assert fleet._by_id == {w.id: w for w in (*fleet._prefill, *fleet._decode)}
+    live = {w.id: w for w in (*fleet._prefill, *fleet._decode)}
+    assert fleet._by_id == [live.get(wid) for wid in range(len(fleet._by_id))]
     assert len({w.slot for w in fleet._prefill}) == len(fleet._prefill)
     assert all(fleet._slots[w.slot] is w for w in fleet._prefill)
     if fleet._holders is not None:
@@ -253,3 +251,19 @@ def test_prefix_cache_insert_and_index_match_the_walk(seed: int) -> None:
     assert all(not m & 2 for m in index.values())
     caches[1].attach(index)
     assert index == want
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rank_index_is_bisect_left(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking search a compiled build runs (pure Python calls bisect; here forced onto the typed loop)."""
+    import bisect
+
+    if native.BUILD != native.COMPILED:
+        monkeypatch.setattr(fleet_mod, "_COMPILED", True)
+    rng = random.Random(seed)
+    for n in (0, 1, 2, 3, 7, 8, 64, 257):
+        ranking = sorted(rng.randrange(1 << 50) for _ in range(n))
+        if n:
+            ranking[n // 3:n // 2] = [ranking[n // 3]] * (n // 2 - n // 3)  # runs of equal entries
+        probes = [*ranking, -1, 0, 1 << 51, *(rng.randrange(1 << 50) for _ in range(20))]
+        assert [fleet_mod._rank_index(ranking, k) for k in probes] == [bisect.bisect_left(ranking, k) for k in probes]

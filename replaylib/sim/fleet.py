@@ -29,7 +29,7 @@ reference a compiled build is checked against.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar, cast
@@ -87,6 +87,8 @@ SMALL_GROUP = 8
 # A ranking entry is one int, ``load << _ID_BITS | id``: ordered as (load, id), compared fast.
 _ID_BITS: Final = 40
 _ID_MASK: Final = (1 << _ID_BITS) - 1
+# Whether this module runs compiled (replaylib.native): an extension module's file is not its .py source.
+_COMPILED: Final = not __file__.endswith(".py")
 
 
 class _Req:
@@ -152,7 +154,8 @@ class _Window:
 
 
 class _Worker:
-    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens", "rank", "ranking")
+    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens", "rank", "ranking",
+                 "stale", "quiet", "quiet_state", "quiet_cap", "quiet_kv", "quiet_queued")
 
     def __init__(self, wid: int, role: str, ready_at: float, ready: bool) -> None:
         self.id = wid
@@ -168,6 +171,32 @@ class _Worker:
         # the accepting workers of its role and state, and that ranking (both None once draining or gone).
         self.rank: int | None = None
         self.ranking: list[int] | None = None
+        self.stale = False  # listed in the fleet's workers to re-rank (Fleet._mark_prefill / _mark_decode)
+        # The metrics of the last snapshot that found this worker quiet (nothing in flight, queued or done in
+        # its window), and what they depend on besides: a quiet worker's next snapshot reuses them while those
+        # are unchanged (most of a big fleet is quiet at any snapshot).
+        self.quiet: WorkerMetrics | None = None
+        self.quiet_state = ""
+        self.quiet_cap = 0.0
+        self.quiet_kv = 0
+        self.quiet_queued = 0
+
+    def quiet_metrics(self, cap: float, kv: int, queued: int) -> WorkerMetrics | None:
+        """The last quiet snapshot's metrics if they still hold for this state, ``cap``, ``kv`` and ``queued``."""
+        m = self.quiet
+        if m is not None and self.quiet_state == self.state and self.quiet_cap == cap and self.quiet_kv == kv \
+                and self.quiet_queued == queued:
+            return m
+        return None
+
+    def keep_quiet(self, m: WorkerMetrics, cap: float, kv: int, queued: int) -> WorkerMetrics:
+        """Remember ``m``, the metrics of this worker found quiet, for the next snapshots (``quiet_metrics``)."""
+        self.quiet = m
+        self.quiet_state = self.state
+        self.quiet_cap = cap
+        self.quiet_kv = kv
+        self.quiet_queued = queued
+        return m
 
     def busy_start(self, t: float) -> None:
         if self.busy_mark is None:
@@ -185,7 +214,7 @@ class _Worker:
 class _PrefillWorker(_Worker):
     __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version", "slot")
 
-    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int, index: dict[int, int] | None,
+    def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int, index: dict[Any, int] | None,
                  slot: int) -> None:
         super().__init__(wid, PREFILL, ready_at, ready)
         self.queue: deque[_Req] = deque()
@@ -305,15 +334,20 @@ class Fleet:
         # The routing candidates of each role (_candidates), kept until a worker of the fleet changes state.
         self._cands_p: list[_PrefillWorker] | None = None
         self._cands_d: list[_DecodeWorker] | None = None
-        self._by_id: dict[int, _Worker] = {}  # the workers not gone, by id (ranking entry -> worker)
+        self._by_id: list[_Worker | None] = []  # every worker by id, None once gone (ranking entry -> worker)
+        self._small_group = SMALL_GROUP  # read once: tests change the module's value before building a fleet
         self._ranked: dict[tuple[str, str], list[int]] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
+        # The same lists, as routing (prefill) and placement (decode) read them: the active, then the starting.
+        self._ranked_p = (self._ranked[PREFILL, ACTIVE], self._ranked[PREFILL, STARTING])
+        self._ranked_d = (self._ranked[DECODE, ACTIVE], self._ranked[DECODE, STARTING])
         self._prefill_bits = {ACTIVE: 0, STARTING: 0}
         # Ranked workers whose load may have changed since they were ranked: re-ranked just before a
-        # routing (prefill) or a placement (decode) reads the rankings, once however often they changed.
-        self._stale_p: dict[_PrefillWorker, None] = {}
-        self._stale_d: dict[_DecodeWorker, None] = {}
+        # routing (prefill) or a placement (decode) reads the rankings, once however often they changed
+        # (listed once: a listed worker's ``stale`` is set; see _rerank_prefill, _rerank_decode).
+        self._stale_p: list[_PrefillWorker] = []
+        self._stale_d: list[_DecodeWorker] = []
         # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
-        self._holders: dict[int, int] | None = None
+        self._holders: dict[Any, int] | None = None
         self._slots: list[_PrefillWorker | None] = []  # slot -> prefill worker (None: free)
         self._touched: dict[_Worker, None] = {}
         self._admit_counter = 0
@@ -607,13 +641,9 @@ class Fleet:
 
     def _route_ranked(self, r: _Req) -> None:
         """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
-        stale = self._stale_p
-        if stale:
-            for c in stale:
-                if c.rank is not None:
-                    _rerank(c, c.queued_tokens)
-            stale.clear()
-        ranked = self._ranked[PREFILL, ACTIVE] or self._ranked[PREFILL, STARTING]
+        if self._stale_p:
+            self._rerank_prefill()
+        ranked = self._ranked_p[0] or self._ranked_p[1]
         if not ranked:
             self._drop(r, "no_prefill_worker")
             return
@@ -631,7 +661,7 @@ class Fleet:
                 w = self._by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
         w.queue.append(r)
         w.queued_tokens += r.isl
-        self._stale_p[w] = None
+        self._mark_prefill(w)
         if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
             self._touched[w] = None
 
@@ -645,7 +675,7 @@ class Fleet:
         stops once no group's first member could still beat the best.
         """
         bs, isl, n = self.block_size, r.isl, len(ids)
-        get = self._holders.get  # type: ignore[union-attr]
+        holders = cast("dict[Any, int]", self._holders)
         by_id = self._by_id
         w = cast(_PrefillWorker, by_id[ranked[0] & _ID_MASK])
         at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
@@ -654,11 +684,11 @@ class Fleet:
         big: list[tuple[int, int]] = []  # (isl - overlap, members) of the big groups
         h = 0
         while at_least:
-            more = at_least & get(ids[h], 0) if h < n else 0
-            exact = at_least & ~more  # exactly h leading hits
+            more = at_least & holders.get(ids[h], 0) if h < n else 0
+            exact = at_least ^ more  # exactly h leading hits (more is a subset of at_least)
             if exact:
                 cost = isl - min(h * bs, isl)
-                if exact.bit_count() <= SMALL_GROUP:
+                if exact.bit_count() <= self._small_group:
                     while exact:
                         low = exact & -exact
                         exact ^= low
@@ -671,7 +701,7 @@ class Fleet:
             at_least = more
             h += 1
         if big:
-            least = min(big)[0] << _ID_BITS  # the smallest isl - overlap among the groups still looked for
+            least = _least_cost(big) << _ID_BITS  # the smallest isl - overlap among the groups still looked for
             for key in ranked:
                 if best is not None and key + least > best:
                     break  # every later entry, in every group left, costs more than the best
@@ -682,13 +712,13 @@ class Fleet:
                         key += cost << _ID_BITS
                         if best is None or key < best:
                             best, w = key, c
-                        del big[i]
+                        big.pop(i)
                         break
                 else:
                     continue
                 if not big:
                     break
-                least = min(big)[0] << _ID_BITS
+                least = _least_cost(big) << _ID_BITS
         return w
 
     def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
@@ -701,13 +731,9 @@ class Fleet:
         """
         steps_now = -1  # the chosen worker's steps_by(t), when the choice needed it
         if self._ranked_mode:
-            stale = self._stale_d
-            if stale:
-                for c in stale:
-                    if c.rank is not None:
-                        _rerank(c, c.used + c.waiting_ctx)
-                stale.clear()
-            ranked = self._ranked[DECODE, ACTIVE] or self._ranked[DECODE, STARTING]
+            if self._stale_d:
+                self._rerank_decode()
+            ranked = self._ranked_d[0] or self._ranked_d[1]
             if not ranked:
                 self._drop(r, "no_decode_worker")
                 return
@@ -765,7 +791,7 @@ class Fleet:
         w.waiting.append(r)
         w.waiting_ctx += ctx
         if w.rank is not None:
-            self._stale_d[w] = None
+            self._mark_decode(w)
         if not w.seg:
             self._touched[w] = None
         elif was_empty and len(w.running) < self._max_seqs:
@@ -812,7 +838,7 @@ class Fleet:
             if budget == 0:
                 break
         if w.rank is not None:
-            self._stale_p[w] = None
+            self._mark_prefill(w)
         duration = self.timing.prefill_pass_ms(spans, self._speed[PREFILL])
         w.chunks = chunks
         w.pass_start = t
@@ -835,7 +861,7 @@ class Fleet:
         w.tokens += tokens
         w.queued_tokens -= tokens
         if w.rank is not None:
-            self._stale_p[w] = None
+            self._mark_prefill(w)
         win = self._window
         win.prefill_tokens += tokens
         queue = w.queue
@@ -881,7 +907,7 @@ class Fleet:
             if not running:
                 self._admit(d)  # once more: a request that no longer fits even alone is dropped
         if d.rank is not None:
-            self._stale_d[d] = None  # admission drops (admitting and preempting move KV between the two)
+            self._mark_decode(d)  # admission drops (admitting and preempting move KV between the two)
         if not running:
             d.busy_stop(t)
             return
@@ -984,8 +1010,38 @@ class Fleet:
                 r.generated = r.osl
                 self._complete(r, t)
         if d.rank is not None:
-            self._stale_d[d] = None
+            self._mark_decode(d)
         self._touched[d] = None
+
+    # -- rankings -----------------------------------------------------------------------
+
+    def _mark_prefill(self, w: _PrefillWorker) -> None:
+        """Ranked ``w``'s load may have changed: re-rank it before the next routing."""
+        if not w.stale:
+            w.stale = True
+            self._stale_p.append(w)
+
+    def _mark_decode(self, d: _DecodeWorker) -> None:
+        """Ranked ``d``'s load may have changed: re-rank it before the next placement."""
+        if not d.stale:
+            d.stale = True
+            self._stale_d.append(d)
+
+    def _rerank_prefill(self) -> None:
+        """Re-rank the prefill workers marked since the last routing (by queued tokens)."""
+        for c in self._stale_p:
+            c.stale = False
+            if c.rank is not None:
+                _rerank(c, c.queued_tokens)
+        self._stale_p.clear()
+
+    def _rerank_decode(self) -> None:
+        """Re-rank the decode workers marked since the last placement (by used + waiting KV)."""
+        for d in self._stale_d:
+            d.stale = False
+            if d.rank is not None:
+                _rerank(d, d.used + d.waiting_ctx)
+        self._stale_d.clear()
 
     # -- workers ------------------------------------------------------------------------
 
@@ -1011,7 +1067,7 @@ class Fleet:
             self._decode.append(w)
         if wid > _ID_MASK:
             raise OverflowError(f"worker id {wid} does not fit a ranking entry")
-        self._by_id[wid] = w
+        self._by_id.append(w)  # at index wid: ids are handed out in order
         self._cands_p = self._cands_d = None
         if self._ranked_mode:
             self._set_state(w, w.state)
@@ -1025,7 +1081,7 @@ class Fleet:
         self._set_state(w, GONE)
         pool = self._pool(w.role)
         pool.remove(w)
-        del self._by_id[w.id]
+        self._by_id[w.id] = None
         if isinstance(w, _PrefillWorker):
             w.cache.detach()
             self._slots[w.slot] = None
@@ -1047,7 +1103,7 @@ class Fleet:
             w.state = state
             return
         if w.ranking is not None:
-            del w.ranking[bisect_left(w.ranking, cast(int, w.rank))]
+            w.ranking.pop(_rank_index(w.ranking, cast(int, w.rank)))
             if isinstance(w, _PrefillWorker):
                 self._prefill_bits[w.state] &= ~(1 << w.slot)
         w.state = state
@@ -1063,7 +1119,7 @@ class Fleet:
             load = w.used + w.waiting_ctx
         w.rank = load << _ID_BITS | w.id
         w.ranking = ranking
-        insort(ranking, w.rank)
+        ranking.insert(_rank_index(ranking, w.rank), w.rank)
 
     # -- request ends -------------------------------------------------------------------
 
@@ -1108,6 +1164,35 @@ class Fleet:
 
     # -- snapshot -----------------------------------------------------------------------
 
+    def _prefill_metrics(self, w: _PrefillWorker, kv: int, cap: float) -> WorkerMetrics:
+        """``w``'s metrics at the snapshot (``kv``: its cache occupancy in tokens; its busy time accounted)."""
+        chunks = w.chunks
+        in_pass = len(chunks) if chunks else 0
+        return WorkerMetrics(
+            worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=cap,
+            batched_prefill_tokens=w.pass_tokens if chunks is not None else 0,
+            prefill_requests=in_pass,
+            decode_requests=0,
+            kv_tokens_used=kv,
+            kv_capacity_tokens=self._kv_cap,
+            queued_requests=len(w.queue) - in_pass,
+            queued_tokens=w.queued_tokens,
+            busy_ms=w.busy_acc, passes=w.passes, tokens=w.tokens,
+        )
+
+    def _decode_metrics(self, d: _DecodeWorker, used: int, cap: float) -> WorkerMetrics:
+        """``d``'s metrics at the snapshot (``used``: its KV now; its steps and busy time accounted)."""
+        return WorkerMetrics(
+            worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=cap,
+            batched_prefill_tokens=0, prefill_requests=0,
+            decode_requests=len(d.running),
+            kv_tokens_used=used,
+            kv_capacity_tokens=self._kv_cap,
+            queued_requests=len(d.waiting),
+            queued_tokens=d.waiting_ctx,
+            busy_ms=d.busy_acc, passes=d.passes, tokens=d.tokens,
+        )
+
     def _snapshot(self, steps: dict[_DecodeWorker, int] | None = None) -> Snapshot:
         """The snapshot at ``now``; ``steps``: each decode segment's ``steps_by(now)``, if already counted."""
         now = self._now
@@ -1120,22 +1205,15 @@ class Fleet:
                 w.busy_acc += now - w.busy_mark
                 w.busy_mark = None
             chunks = w.chunks
+            kv = min(len(w.cache.lru) * bs, kv_cap)
+            if chunks is None and not w.queue and w.passes == 0 and w.busy_acc == 0.0:  # quiet
+                m = w.quiet_metrics(cap_p, kv, w.queued_tokens)
+                append(m if m is not None else w.keep_quiet(self._prefill_metrics(w, kv, cap_p), cap_p, kv, w.queued_tokens))
+                continue
+            w.quiet = None
             if chunks is not None:
                 w.busy_mark = now
-            in_pass = len(chunks) if chunks else 0
-            append(
-                WorkerMetrics(
-                    worker_id=w.id, role=PREFILL, state=w.state, ready_at_ms=w.ready_at, cap_w=cap_p,
-                    batched_prefill_tokens=w.pass_tokens if chunks is not None else 0,
-                    prefill_requests=in_pass,
-                    decode_requests=0,
-                    kv_tokens_used=min(len(w.cache.lru) * bs, kv_cap),
-                    kv_capacity_tokens=kv_cap,
-                    queued_requests=len(w.queue) - in_pass,
-                    queued_tokens=w.queued_tokens,
-                    busy_ms=w.busy_acc, passes=w.passes, tokens=w.tokens,
-                )
-            )
+            append(self._prefill_metrics(w, kv, cap_p))
             w.busy_acc = 0.0
             w.passes = 0
             w.tokens = 0
@@ -1148,18 +1226,12 @@ class Fleet:
                 if d.busy_mark is not None:  # busy_stop, busy_start
                     d.busy_acc += now - d.busy_mark
                 d.busy_mark = now
-            append(
-                WorkerMetrics(
-                    worker_id=d.id, role=DECODE, state=d.state, ready_at_ms=d.ready_at, cap_w=cap_d,
-                    batched_prefill_tokens=0, prefill_requests=0,
-                    decode_requests=len(d.running),
-                    kv_tokens_used=used,
-                    kv_capacity_tokens=kv_cap,
-                    queued_requests=len(d.waiting),
-                    queued_tokens=d.waiting_ctx,
-                    busy_ms=d.busy_acc, passes=d.passes, tokens=d.tokens,
-                )
-            )
+            elif not d.running and not d.waiting and d.passes == 0 and d.busy_acc == 0.0:  # quiet
+                m = d.quiet_metrics(cap_d, used, d.waiting_ctx)
+                append(m if m is not None else d.keep_quiet(self._decode_metrics(d, used, cap_d), cap_d, used, d.waiting_ctx))
+                continue
+            d.quiet = None
+            append(self._decode_metrics(d, used, cap_d))
             d.busy_acc = 0.0
             d.passes = 0
             d.tokens = 0
@@ -1194,9 +1266,37 @@ def _rerank(w: _Worker, load: int) -> None:
     old = w.rank
     if new != old:
         ranking = cast("list[int]", w.ranking)
-        del ranking[bisect_left(ranking, cast(int, old))]
-        insort(ranking, new)
+        ranking.pop(_rank_index(ranking, cast(int, old)))
+        ranking.insert(_rank_index(ranking, new), new)
         w.rank = new
+
+
+def _rank_index(ranking: list[int], key: int) -> int:
+    """Where ``key`` is, or would go, in the sorted ``ranking``: ``bisect_left``.
+
+    Pure Python calls the C ``bisect_left``; a compiled build searches the typed ints itself, which compares
+    them natively (bisect's generic comparisons cost it about twice the whole search).  tests/test_sim_ranked.py
+    checks the two agree."""
+    if not _COMPILED:
+        return bisect_left(ranking, key)
+    lo = 0
+    hi = len(ranking)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ranking[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _least_cost(groups: list[tuple[int, int]]) -> int:
+    """The least cost of kv_aware's (cost, members) groups (a loop a compiled build runs natively)."""
+    least = groups[0][0]
+    for cost, _ in groups:
+        if cost < least:
+            least = cost
+    return least
 
 
 def _candidates(pool: list[_W]) -> list[_W]:
@@ -1208,6 +1308,14 @@ def _schedule_key(w: _Worker) -> tuple[int, int]:
     return (0 if w.role == PREFILL else 1, w.id)
 
 
-def _counts(pool: list) -> RoleCounts:
-    states = [w.state for w in pool]
-    return RoleCounts(active=states.count(ACTIVE), starting=states.count(STARTING), draining=states.count(DRAINING))
+def _counts(pool: list[_W]) -> RoleCounts:
+    active = starting = draining = 0
+    for w in pool:
+        state = w.state
+        if state == ACTIVE:
+            active += 1
+        elif state == STARTING:
+            starting += 1
+        elif state == DRAINING:
+            draining += 1
+    return RoleCounts(active=active, starting=starting, draining=draining)

@@ -26,7 +26,7 @@ class PrefixCache:
 
     __slots__ = ("lru", "capacity", "_index", "_bit")
 
-    def __init__(self, capacity_blocks: int, index: dict[int, int] | None = None, bit: int = 0) -> None:
+    def __init__(self, capacity_blocks: int, index: dict[Any, int] | None = None, bit: int = 0) -> None:
         self.capacity = capacity_blocks
         # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
         # id to the most recently used end is taking it out and putting it back.
@@ -71,12 +71,15 @@ class PrefixCache:
                 lru[h] = None
         else:
             bit = self._bit
-            get = index.get
             for h in reversed(hash_ids):
                 if h in lru:
                     del lru[h]
                 else:
-                    index[h] = get(h, 0) | bit
+                    # Most blocks are new to the index: one setdefault puts them in; a block other caches
+                    # hold (never this one: it is not in this cache) gains this cache's bit.
+                    held = index.setdefault(h, bit)
+                    if held != bit:
+                        index[h] = held | bit
                 lru[h] = None
         excess = len(lru) - self.capacity
         if excess > 0:
@@ -85,21 +88,20 @@ class PrefixCache:
                 for h in victims:
                     del lru[h]
             else:
-                keep = ~self._bit
+                bit = self._bit
                 for h in victims:
                     del lru[h]
-                    m = index[h] & keep
-                    if m:
-                        index[h] = m
-                    else:
+                    held = index[h]
+                    if held == bit:  # the only holder (most blocks): no mask to compute
                         del index[h]
+                    else:
+                        index[h] = held & ~bit
 
-    def attach(self, index: dict[int, int]) -> None:
+    def attach(self, index: dict[Any, int]) -> None:
         """Join the holders ``index``: set this cache's bit on every block it holds."""
         bit = self._bit
-        get = index.get
         for h in self.lru:
-            index[h] = get(h, 0) | bit
+            index[h] = index.get(h, 0) | bit
         self._index = index
 
     def detach(self) -> None:
@@ -107,11 +109,11 @@ class PrefixCache:
         index = self._index
         if index is None:
             return
-        keep = ~self._bit
+        bit = self._bit
         for h in self.lru:
-            m = index[h] & keep
-            if m:
-                index[h] = m
-            else:
+            held = index[h]
+            if held == bit:
                 del index[h]
+            else:
+                index[h] = held & ~bit
         self._index = None
