@@ -671,24 +671,41 @@ class Fleet:
         The holders index gives, depth by depth, the bit mask of the candidates holding the first ``h``
         ids; the candidates with exactly ``h`` leading hits share one overlap, so only the least loaded
         (lowest id among equals) of each such group can be chosen: compare those.  A small group is
-        looked at member by member; the big ones are found together, by one walk of the ranking that
-        stops once no group's first member could still beat the best.
+        looked at member by member, and once few candidates hold the first ``h`` ids, each one's own cache
+        gives its leading hits beyond them (cheaper than more depths of the index); the big groups are found
+        together, by one walk of the ranking that stops once no group's first member could still beat the best.
         """
         bs, isl, n = self.block_size, r.isl, len(ids)
         holders = cast("dict[Any, int]", self._holders)
         by_id = self._by_id
         w = cast(_PrefillWorker, by_id[ranked[0] & _ID_MASK])
         at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
+        count = len(ranked)  # at_least's bits: every ranked candidate has its bit
+        small = self._small_group
         best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
         slots = self._slots
         big: list[tuple[int, int]] = []  # (isl - overlap, members) of the big groups
         h = 0
         while at_least:
+            if count <= small:  # few candidates hold ids[:h]: walk each one's own cache from there
+                while at_least:
+                    low = at_least & -at_least
+                    at_least ^= low
+                    c = cast(_PrefillWorker, slots[low.bit_length() - 1])
+                    lru = c.cache.lru
+                    hits = h
+                    while hits < n and ids[hits] in lru:
+                        hits += 1
+                    key = (c.queued_tokens + isl - min(hits * bs, isl)) << _ID_BITS | c.id
+                    if best is None or key < best:
+                        best, w = key, c
+                break
             more = at_least & holders.get(ids[h], 0) if h < n else 0
+            more_count = more.bit_count() if more else 0
             exact = at_least ^ more  # exactly h leading hits (more is a subset of at_least)
             if exact:
                 cost = isl - min(h * bs, isl)
-                if exact.bit_count() <= self._small_group:
+                if count - more_count <= small:
                     while exact:
                         low = exact & -exact
                         exact ^= low
@@ -698,7 +715,7 @@ class Fleet:
                             best, w = key, c
                 else:
                     big.append((cost, exact))
-            at_least = more
+            at_least, count = more, more_count
             h += 1
         if big:
             least = _least_cost(big) << _ID_BITS  # the smallest isl - overlap among the groups still looked for
@@ -1266,8 +1283,10 @@ def _rerank(w: _Worker, load: int) -> None:
     old = w.rank
     if new != old:
         ranking = cast("list[int]", w.ranking)
-        ranking.pop(_rank_index(ranking, cast(int, old)))
-        ranking.insert(_rank_index(ranking, new), new)
+        # The worker just chosen is often the first (least loaded), and an entry often goes back first:
+        # look there before searching.
+        ranking.pop(0 if ranking[0] == old else _rank_index(ranking, cast(int, old)))
+        ranking.insert(0 if not ranking or new < ranking[0] else _rank_index(ranking, new), new)
         w.rank = new
 
 
