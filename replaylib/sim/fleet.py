@@ -20,7 +20,7 @@ holders index of the prefill caches (block id -> bit mask of the workers
 holding it), so routing and decode placement look at a few workers whatever
 the fleet's size, and choose the worker the scans would.
 
-This module is also compiled with mypyc when the install asks for it
+This module is also compiled with mypyc by the install, where the machine can
 (``replaylib.native``): it stays plain typed Python, imports compiled
 neighbours (prefix cache, histogram, decode runs) directly, and is the
 reference a compiled build is checked against.
@@ -1280,12 +1280,12 @@ class Fleet:
 def _rerank(w: _Worker, load: int) -> None:
     """``w``'s load changed (or not): move its entry in its ranking (``w.rank`` is not None)."""
     new = load << _ID_BITS | w.id
-    old = w.rank
+    old = cast(int, w.rank)
     if new != old:
         ranking = cast("list[int]", w.ranking)
         # The worker just chosen is often the first (least loaded), and an entry often goes back first:
         # look there before searching.
-        ranking.pop(0 if ranking[0] == old else _rank_index(ranking, cast(int, old)))
+        ranking.pop(0 if ranking[0] == old else _rank_index(ranking, old))
         ranking.insert(0 if not ranking or new < ranking[0] else _rank_index(ranking, new), new)
         w.rank = new
 
