@@ -7,17 +7,19 @@ repository keeps them and are installed as the data packages
 ``[tool.setuptools.package-data]``), so a file added under them later ships with
 no further edit.  The code packages are found automatically.
 
-``REPLAYLIB_BUILD_NATIVE=1`` compiles ``replaylib.native.MODULES`` with mypyc (the build backend,
-``build_backend/backend.py``, then asks for mypy as a build requirement).  The extensions are installed
-beside their sources, each with its source's sha256 (``<extension>.sha256``), by which
-``replaylib.native`` falls back to the sources when they changed after the build.  A compile that
-was asked for and fails fails the install: it never quietly installs something else.
+By default the install also compiles ``replaylib.native.MODULES`` with mypyc (the build backend,
+``build_backend/backend.py``, asks for mypy as a build requirement), and falls back to the pure-Python
+sources, with a warning, where that cannot be done (no C compiler, no Python headers, no mypyc in a build
+without isolation).  ``REPLAYLIB_BUILD_NATIVE=1`` requires the compiled build (a compile that fails fails
+the install: it never quietly installs something else); ``REPLAYLIB_BUILD_NATIVE=0`` skips it.  The
+extensions are installed beside their sources, each with its source's sha256 (``<extension>.sha256``),
+by which ``replaylib.native`` falls back to the sources when they changed after the build.
 """
 
-import hashlib
 import importlib.util
 import os
 import sys
+import warnings
 
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
@@ -35,8 +37,26 @@ def _native_module():  # replaylib/native.py by path: the package's dependencies
     return module
 
 
+def native_mode() -> str:
+    """``required`` (REPLAYLIB_BUILD_NATIVE=1), ``off`` (=0) or ``auto`` (unset: compile where possible)."""
+    value = os.environ.get("REPLAYLIB_BUILD_NATIVE", "")
+    modes = {"1": "required", "0": "off", "": "auto"}
+    if value not in modes:
+        raise SystemExit(f"REPLAYLIB_BUILD_NATIVE={value!r}: expected 1 (require the compiled fleet), 0 (pure Python) "
+                         "or unset (compile it where the machine can)")
+    return modes[value]
+
+
+def _fall_back(why: str) -> None:
+    warnings.warn(f"replaylib: the fleet is not compiled ({why}); it runs as pure Python, 2-3x slower. "
+                  "REPLAYLIB_BUILD_NATIVE=1 makes this an error, REPLAYLIB_BUILD_NATIVE=0 silences it.", stacklevel=2)
+
+
 class BuildExtWithHashes(build_ext):
-    """build_ext that writes, beside each compiled module, the sha256 of the source it was compiled from."""
+    """build_ext that writes, beside each compiled module, the sha256 of the source it was compiled from.
+
+    In ``auto`` mode the extensions are optional: when any of them fails to compile, the ones that did are
+    removed too (the modules are one mypyc group, useless apart) and the sources run."""
 
     def _hashed(self):  # (extension path, source path) of each compiled module
         native = _native_module()
@@ -45,23 +65,38 @@ class BuildExtWithHashes(build_ext):
 
     def run(self):
         super().run()
+        if not self.extensions:
+            return
+        built = [self.get_ext_fullpath(ext.name) for ext in self.extensions]
+        if not all(os.path.exists(path) for path in built):
+            for path in built:
+                if os.path.exists(path):
+                    os.remove(path)
+            _fall_back("a C extension failed to compile: see the compiler's message above")
+            self.extensions = []
+            return
         native = _native_module()
         for ext_path, source in self._hashed():
             with open(ext_path + native.HASH_SUFFIX, "w", encoding="ascii") as f:
                 f.write(native.source_sha256(source) + "\n")
 
     def get_outputs(self):
-        return [*super().get_outputs(), *(ext_path + _native_module().HASH_SUFFIX for ext_path, _ in self._hashed())]
+        outputs = [path for path in super().get_outputs() if os.path.exists(path)] if self.extensions else []
+        return [*outputs, *(ext_path + _native_module().HASH_SUFFIX for ext_path, _ in self._hashed())]
 
 
 def native_extensions():
-    if os.environ.get("REPLAYLIB_BUILD_NATIVE") != "1":
+    mode = native_mode()
+    if mode == "off":
         return []
     try:
         from mypyc.build import mypycify  # the backend adds mypy to the build requirements
     except ImportError:
         if not BUILD_COMMANDS.intersection(sys.argv[1:]):
             return []  # setuptools asking for the build requirements: mypy comes with them
+        if mode == "auto":
+            _fall_back("mypy (mypyc) is not installed in the build environment")
+            return []
         raise SystemExit("REPLAYLIB_BUILD_NATIVE=1 asks for the compiled fleet, but mypy (mypyc) is not installed "
                          "in the build environment (a build without isolation needs `pip install mypy` first)") from None
     native = _native_module()
@@ -71,8 +106,11 @@ def native_extensions():
     # changes the compiled code.  group_name: mypyc's shared library (the code of all the modules) goes
     # inside the package (replaylib.native.GROUP + '__mypyc'), not beside it as a top-level module that an
     # editable install could not import from elsewhere.
-    return mypycify(["--follow-imports=silent", "--ignore-missing-imports", "--no-site-packages", *sources],
-                    opt_level="3", group_name=native.GROUP)
+    extensions = mypycify(["--follow-imports=silent", "--ignore-missing-imports", "--no-site-packages", *sources],
+                          opt_level="3", group_name=native.GROUP)
+    for ext in extensions:
+        ext.optional = mode == "auto"  # build_ext then warns about a failed compile and goes on
+    return extensions
 
 
 setup(

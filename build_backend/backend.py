@@ -1,5 +1,5 @@
-"""The build backend: setuptools' own, plus mypy as a build requirement when the install asks for the
-compiled fleet (``REPLAYLIB_BUILD_NATIVE=1``, see ``setup.py``).  PEP 517 lets a backend add build
+"""The build backend: setuptools' own, plus mypy as a build requirement for the compiled fleet (built by
+default; not with ``REPLAYLIB_BUILD_NATIVE=0``, see ``setup.py``).  PEP 517 lets a backend add build
 requirements at build time; this is the only thing it changes."""
 
 import os
@@ -11,7 +11,7 @@ NATIVE_REQUIRES = ["mypy>=1.10"]
 
 
 def _native() -> list[str]:
-    return NATIVE_REQUIRES if os.environ.get("REPLAYLIB_BUILD_NATIVE") == "1" else []
+    return [] if os.environ.get("REPLAYLIB_BUILD_NATIVE") == "0" else NATIVE_REQUIRES
 
 
 def get_requires_for_build_wheel(config_settings=None):  # noqa: ANN001, ANN201

@@ -1,8 +1,8 @@
 """Which build of the fleet's hot modules runs: the pure-Python reference or its compiled twin.
 
 ``MODULES`` (the fleet's event loop, its prefix cache, the latency histogram's arithmetic and the
-closed form of a run of decode steps) can be compiled with mypyc at install time
-(``REPLAYLIB_BUILD_NATIVE=1 pip install -e .``, see ``setup.py``): the same source files become C
+closed form of a run of decode steps) are compiled with mypyc at install time where the machine can
+(``pip install -e .``; ``REPLAYLIB_BUILD_NATIVE=0`` skips it, ``=1`` requires it; see ``setup.py``): the same source files become C
 extensions, installed next to them, which Python's import system then prefers.  The ``.py`` files stay
 the reference: ``tests/test_native.py`` replays with both builds and compares the recordings byte for
 byte.
@@ -84,7 +84,7 @@ def build_state(package_dir: str, modules: Sequence[str] = MODULES) -> str:
         except OSError:
             return f"pure Python (no source hash beside {os.path.basename(ext)})"
         if recorded != source_sha256(source_path(package_dir, name)):
-            return f"pure Python (the compiled build is older than {name}'s source; rebuild with REPLAYLIB_BUILD_NATIVE=1)"
+            return f"pure Python (the compiled build is older than {name}'s source; rebuild with pip install -e .)"
     return COMPILED
 
 
@@ -108,7 +108,7 @@ def select(package_dir: str) -> str:
     if os.environ.get(PURE_ENV) == "1":
         state = PURE_ASKED
     elif os.environ.get(REQUIRE_ENV) == "1" and state != COMPILED:
-        raise ImportError(f"{REQUIRE_ENV}=1 but the fleet runs {state} (install with REPLAYLIB_BUILD_NATIVE=1)")
+        raise ImportError(f"{REQUIRE_ENV}=1 but the fleet runs {state} (install with REPLAYLIB_BUILD_NATIVE=1 to see why the compile failed)")
     if state != COMPILED and any(extension_path(package_dir, name) for name in MODULES):
         if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
             sys.meta_path.insert(0, _SourceFinder(package_dir))

@@ -109,7 +109,8 @@ def _make_venv(root: Path, editable: bool) -> Path:
     (_site_packages(venv) / "_parent_site.pth").write_text("\n".join(parents) + "\n")
     cmd = [str(_python(venv)), "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", "-q"]
     cmd += ["-e", str(REPO)] if editable else [str(REPO)]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    # REPLAYLIB_BUILD_NATIVE=0: an editable install would otherwise compile into this checkout, where mypy is installed
+    run = subprocess.run(cmd, capture_output=True, text=True, env=_env(REPLAYLIB_BUILD_NATIVE="0"))
     assert run.returncode == 0, f"pip install into {venv} failed:\n{run.stdout}\n{run.stderr}"
     return venv
 

@@ -1,8 +1,8 @@
-"""The compiled fleet (``REPLAYLIB_BUILD_NATIVE=1``) against its pure-Python reference.
+"""The compiled fleet (built by the install where it can) against its pure-Python reference.
 
 Which build runs is decided before the fleet's modules load (``replaylib.native``): a stale or
 incomplete build, or ``REPLAYLIB_PURE_PYTHON=1``, runs the sources.  The tests marked ``native`` need the
-compiled build (they skip without it; ``REPLAYLIB_REQUIRE_NATIVE=1`` — CI's native step — fails instead)
+compiled build (they skip without it; ``REPLAYLIB_REQUIRE_NATIVE=1`` fails instead)
 and replay the same scenarios with both builds: the recordings must be byte-identical.
 """
 
@@ -119,7 +119,7 @@ def _compiled() -> None:
     if native.BUILD != native.COMPILED:
         if os.environ.get(native.REQUIRE_ENV) == "1":
             pytest.fail(f"{native.REQUIRE_ENV}=1 but this process runs {native.BUILD}")
-        pytest.skip(f"no compiled fleet here ({native.BUILD}); install with REPLAYLIB_BUILD_NATIVE=1")
+        pytest.skip(f"no compiled fleet here ({native.BUILD}); install with REPLAYLIB_BUILD_NATIVE=1 pip install -e . to see why it was not built")
 
 
 @pytest.mark.native

@@ -204,8 +204,10 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel pip builds from the sdist (so both carry the data), without build isolation."""
     out = tmp_path_factory.mktemp("wheel")
+    # REPLAYLIB_BUILD_NATIVE=0: a pure wheel (the compiled build is tests/test_native.py's; a build without
+    # isolation would compile only where mypy happens to be installed).
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(sdist)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env={**os.environ, "REPLAYLIB_BUILD_NATIVE": "0"})
     assert run.returncode == 0, run.stderr[-3000:]
     (found,) = out.glob("replaylib-*.whl")
     return found

@@ -289,7 +289,7 @@ def main() -> int:
         return 0
     from replaylib import native
 
-    print(f"fleet build: {native.BUILD} (REPLAYLIB_BUILD_NATIVE=1 at install compiles it; REPLAYLIB_PURE_PYTHON=1 runs the sources)")
+    print(f"fleet build: {native.BUILD} (the install compiles it unless REPLAYLIB_BUILD_NATIVE=0; REPLAYLIB_PURE_PYTHON=1 runs the sources)")
     if not os.path.exists(MOONCAKE):
         print(f"skip (a)/(b): {MOONCAKE} not found")
     else:
