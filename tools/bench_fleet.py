@@ -44,6 +44,10 @@ from collections.abc import Callable
 
 from benchutil import ROOT, SHARED_TRACES, VMHWM_SOURCE
 
+# pyarrow (imported with the scenario and record modules) loads numpy, whose OpenBLAS starts a thread per core
+# that can spin in the background; process_time counts them too, in runs that do no linear algebra at all.
+# One BLAS thread (this process and its children) leaves the figures the replay's own.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, ROOT)
 
 MOONCAKE = os.path.join(SHARED_TRACES, "mooncake_conversation_trace.jsonl")

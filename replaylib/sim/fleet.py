@@ -212,15 +212,16 @@ class _Worker:
 
 
 class _PrefillWorker(_Worker):
-    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version", "slot")
+    __slots__ = ("queue", "queued_tokens", "cache", "chunks", "pass_start", "pass_end", "pass_tokens", "version", "slot", "bit")
 
     def __init__(self, wid: int, ready_at: float, ready: bool, cache_blocks: int, index: dict[Any, int] | None,
                  slot: int) -> None:
         super().__init__(wid, PREFILL, ready_at, ready)
         self.queue: deque[_Req] = deque()
         self.queued_tokens = 0
-        self.slot = slot  # this worker's bit (1 << slot) in the fleet's holders index and candidate masks
-        self.cache = PrefixCache(cache_blocks, index, 1 << slot)
+        self.slot = slot
+        self.bit = 1 << slot  # this worker's bit in the fleet's holders index and candidate masks
+        self.cache = PrefixCache(cache_blocks, index, self.bit)
         self.chunks: list[tuple[_Req, int]] | None = None  # the pass in flight
         self.pass_start = 0.0
         self.pass_end = 0.0
@@ -723,7 +724,7 @@ class Fleet:
                 if best is not None and key + least > best:
                     break  # every later entry, in every group left, costs more than the best
                 c = cast(_PrefillWorker, by_id[key & _ID_MASK])
-                bit = 1 << c.slot
+                bit = c.bit
                 for i, (cost, members) in enumerate(big):
                     if members & bit:  # the first (least loaded) member of its group
                         key += cost << _ID_BITS
@@ -1122,14 +1123,14 @@ class Fleet:
         if w.ranking is not None:
             w.ranking.pop(_rank_index(w.ranking, cast(int, w.rank)))
             if isinstance(w, _PrefillWorker):
-                self._prefill_bits[w.state] &= ~(1 << w.slot)
+                self._prefill_bits[w.state] &= ~w.bit
         w.state = state
         ranking = self._ranked.get((w.role, state))
         if ranking is None:
             w.rank = w.ranking = None
             return
         if isinstance(w, _PrefillWorker):
-            self._prefill_bits[state] |= 1 << w.slot
+            self._prefill_bits[state] |= w.bit
             load = w.queued_tokens
         else:
             assert isinstance(w, _DecodeWorker)
