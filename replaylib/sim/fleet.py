@@ -82,7 +82,8 @@ DROP_REASONS = ("no_prefill_worker", "no_decode_worker", "kv_too_large")
 #: cheaper than the upkeep.  Either way the same worker is chosen (tests/test_sim_ranked.py).
 RANKED_FROM_WORKERS = 32
 #: kv_aware in ranked mode: a group of candidates with as many leading hits is looked at member by member
-#: up to this size, and found by a walk of the load ranking above it.
+#: up to this size, and found by a walk of the load ranking above it; once at most this many candidates hold
+#: a request's first blocks, their own caches give the rest of their hits.
 SMALL_GROUP = 8
 # A ranking entry is one int, ``load << _ID_BITS | id``: ordered as (load, id), compared fast.
 _ID_BITS: Final = 40
