@@ -64,10 +64,15 @@ class BuildExtWithHashes(build_ext):
                 for name in native.MODULES] if self.extensions else []
 
     def run(self):
+        built = [self.get_ext_fullpath(ext.name) for ext in self.extensions]
+        # An earlier build's files go first: an in-place (editable) rebuild whose compile fails must not leave
+        # the old binaries beside sources they were not compiled from, nor hash those sources for them.
+        for path in [*built, *(ext_path + _native_module().HASH_SUFFIX for ext_path, _ in self._hashed())]:
+            if os.path.exists(path):
+                os.remove(path)
         super().run()
         if not self.extensions:
             return
-        built = [self.get_ext_fullpath(ext.name) for ext in self.extensions]
         if not all(os.path.exists(path) for path in built):
             for path in built:
                 if os.path.exists(path):
