@@ -99,8 +99,7 @@ def _stream(path: str, *, check_order: bool) -> Iterator[Request]:
     blank_at: int | None = None  # first blank line not yet followed by a row
     seen = 0
     with open_binary(path) as fh:
-        for chunk in _chunks(fh, path):
-            n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        for chunk, n_lines in _chunks(fh, path):
             rows = _decode_fast(chunk, n_lines)
             if rows is None or blank_at is not None:
                 numbered, blank_at = _decode_slow(path, chunk, line_no, blank_at)
@@ -135,9 +134,10 @@ def _stream(path: str, *, check_order: bool) -> Iterator[Request]:
 _STREAMS.update(jsonl=_stream, parquet=_stream_parquet)
 
 
-def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
-    """Yield pieces of the file that end at a line boundary (or at end of file); a line longer than
-    MAX_LINE_BYTES is refused (no line break in sight: ``/dev/zero``, a decompression bomb)."""
+def _chunks(fh: IO[bytes], path: str) -> Iterator[tuple[bytes, int]]:
+    """Yield pieces of the file that end at a line boundary (or at end of file), each with the number of
+    lines it holds (counted once, here); a line longer than MAX_LINE_BYTES is refused (no line break in
+    sight: ``/dev/zero``, a decompression bomb)."""
     tail = b""
     lines = 0
     while True:
@@ -147,7 +147,7 @@ def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
             raise TraceError(path, None, None, f"cannot read: a corrupt or truncated gzip stream ({exc})") from None
         if not block:
             if tail:
-                yield tail
+                yield tail, tail.count(b"\n") + 1  # its last line has no line break
             return
         cut = block.rfind(b"\n")
         if cut < 0:
@@ -157,8 +157,9 @@ def _chunks(fh: IO[bytes], path: str) -> Iterator[bytes]:
                                  "(replaylib.limits.MAX_LINE_BYTES): not a trace of one request per line?")
             continue
         chunk = tail + block[: cut + 1]
-        lines += chunk.count(b"\n")
-        yield chunk
+        n = chunk.count(b"\n")
+        lines += n
+        yield chunk, n
         tail = block[cut + 1 :]
 
 
