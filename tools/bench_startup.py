@@ -9,6 +9,12 @@
     command - in-process replay — interpreter start, imports, loading the
     scenario, the summary.  Target: <= 0.25 s.
 
+Where numpy is installed (it is no dependency of replaylib's, and the README's install has none),
+``import pyarrow`` imports it too and initialises pyarrow's numpy support, whichever verb runs: the
+figure then includes that.  So the same run also times ``import pyarrow`` with numpy importable and with
+it hidden, and prints the difference beside (b): what this environment adds to the overhead that an
+install of replaylib alone does not have.
+
 Every figure is the best (minimum) of ``--repeat`` runs, interleaved, so load
 from other processes on the machine inflates them as little as possible; CPU
 time (user + sys of the child, or of this process) is printed beside wall time
@@ -26,6 +32,7 @@ Usage: ``python tools/bench_startup.py [--repeat N]``
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import subprocess
@@ -75,7 +82,9 @@ def main() -> int:
     from replaylib.scenario import load_scenario
 
     loaded = load_scenario(SCENARIO)
-    samples: dict[str, list[tuple[float, float]]] = {"pass": [], "help": [], "record": [], "replay": []}
+    samples: dict[str, list[tuple[float, float]]] = {"pass": [], "help": [], "record": [], "replay": [],
+                                                     "pyarrow": [], "pyarrow_no_numpy": []}
+    has_numpy = importlib.util.find_spec("numpy") is not None
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.arrow")
         replay(loaded, out=out)  # warm the in-process path once
@@ -86,6 +95,9 @@ def main() -> int:
             samples["help"].append(child(["-m", "replaylib", "--help"]))
             samples["record"].append(child(["-m", "replaylib", "record", "--quiet", "--out", out]))
             samples["replay"].append(in_process(lambda: replay(loaded, out=out)))
+            if has_numpy:
+                samples["pyarrow"].append(child(["-c", "import pyarrow"]))
+                samples["pyarrow_no_numpy"].append(child(["-c", "import sys; sys.modules['numpy'] = None; import pyarrow"]))
     (p_wall, p_cpu), (h_wall, h_cpu) = best(samples["pass"]), best(samples["help"])
     (r_wall, r_cpu), (i_wall, i_cpu) = best(samples["record"]), best(samples["replay"])
     load = os.getloadavg()
@@ -99,6 +111,13 @@ def main() -> int:
     print(f"(b) record command: wall {r_wall:.3f} s, cpu {r_cpu:.3f} s; in-process replay: wall {i_wall:.3f} s, cpu {i_cpu:.3f} s")
     print(f"    overhead: wall {over_wall:.3f} s, cpu {over_cpu:.3f} s (target <= {RECORD_OVERHEAD_TARGET_S} s) "
           f"-> {'PASS' if over_wall <= RECORD_OVERHEAD_TARGET_S else 'FAIL'}")
+    if has_numpy:
+        (a_wall, _), (b_wall, _) = best(samples["pyarrow"]), best(samples["pyarrow_no_numpy"])
+        print(f"    numpy is installed here (no dependency of replaylib's): `import pyarrow` takes {a_wall:.3f} s with it, "
+              f"{b_wall:.3f} s without; {a_wall - b_wall:+.3f} s of the overhead is numpy's, which an install of replaylib "
+              f"alone does not load")
+    else:
+        print("    numpy is not installed here: pyarrow imports without it, as on the README's install")
     return 0
 
 
