@@ -38,13 +38,11 @@ def _native_module():  # replaylib/native.py by path: the package's dependencies
 
 
 def native_mode() -> str:
-    """``required`` (REPLAYLIB_BUILD_NATIVE=1), ``off`` (=0) or ``auto`` (unset: compile where possible)."""
-    value = os.environ.get("REPLAYLIB_BUILD_NATIVE", "")
-    modes = {"1": "required", "0": "off", "": "auto"}
-    if value not in modes:
-        raise SystemExit(f"REPLAYLIB_BUILD_NATIVE={value!r}: expected 1 (require the compiled fleet), 0 (pure Python) "
-                         "or unset (compile it where the machine can)")
-    return modes[value]
+    """``required``, ``off`` or ``auto``: ``replaylib.native.build_mode`` (REPLAYLIB_BUILD_NATIVE)."""
+    try:
+        return _native_module().build_mode()
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _fall_back(why: str) -> None:

@@ -2,16 +2,26 @@
 default; not with ``REPLAYLIB_BUILD_NATIVE=0``, see ``setup.py``).  PEP 517 lets a backend add build
 requirements at build time; this is the only thing it changes."""
 
+import importlib.util
 import os
 
 from setuptools import build_meta as _setuptools
 from setuptools.build_meta import *  # noqa: F403 - every hook not overridden below is setuptools' own
 
 NATIVE_REQUIRES = ["mypy>=1.10"]
+#: replaylib/native.py, loaded by path (the package's dependencies are not installed here): it reads the switch.
+NATIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "replaylib", "native.py")
 
 
 def _native() -> list[str]:
-    return [] if os.environ.get("REPLAYLIB_BUILD_NATIVE") == "0" else NATIVE_REQUIRES
+    spec = importlib.util.spec_from_file_location("_replaylib_native", NATIVE)
+    native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native)
+    try:
+        mode = native.build_mode()
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return [] if mode == "off" else NATIVE_REQUIRES
 
 
 def get_requires_for_build_wheel(config_settings=None):  # noqa: ANN001, ANN201

@@ -40,12 +40,27 @@ PURE_ENV = "REPLAYLIB_PURE_PYTHON"
 REQUIRE_ENV = "REPLAYLIB_REQUIRE_NATIVE"
 HASH_SUFFIX = ".sha256"
 
+#: The install's switch (``setup.py`` and ``build_backend/backend.py`` read it through :func:`build_mode`).
+BUILD_ENV = "REPLAYLIB_BUILD_NATIVE"
+_BUILD_MODES = {"1": "required", "0": "off", "": "auto"}
+
 COMPILED = "compiled (mypyc)"
 PURE = "pure Python"
 PURE_ASKED = f"pure Python ({PURE_ENV}=1)"
 
 #: What :func:`select` chose for this process (``COMPILED``, ``PURE``, ``PURE_ASKED`` or a stale-build reason).
 BUILD = PURE
+
+
+def build_mode() -> str:
+    """How the install builds ``MODULES``: ``required`` (``REPLAYLIB_BUILD_NATIVE=1``: a failed compile fails the
+    install), ``off`` (``=0``: the sources only) or ``auto`` (unset: compile where the machine can).  Any other
+    value is a ValueError that names the accepted ones."""
+    value = os.environ.get(BUILD_ENV, "")
+    if value not in _BUILD_MODES:
+        raise ValueError(f"{BUILD_ENV}={value!r}: expected 1 (require the compiled fleet), 0 (pure Python) "
+                         "or unset (compile it where the machine can)")
+    return _BUILD_MODES[value]
 
 
 def source_sha256(path: str) -> str:

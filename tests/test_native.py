@@ -106,6 +106,32 @@ def _child(code: str, **env: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.parametrize(("value", "mode"), [(None, "auto"), ("", "auto"), ("1", "required"), ("0", "off")])
+def test_the_install_switch_and_the_build_requirements_follow_it(value: str | None, mode: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """setup.py and the build backend read REPLAYLIB_BUILD_NATIVE through native.build_mode: the backend asks
+    for mypy unless the compile is off."""
+    import importlib.util
+
+    if value is None:
+        monkeypatch.delenv(native.BUILD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(native.BUILD_ENV, value)
+    assert native.build_mode() == mode
+    pytest.importorskip("setuptools")
+    spec = importlib.util.spec_from_file_location("_test_backend", ROOT / "build_backend" / "backend.py")
+    assert spec is not None and spec.loader is not None
+    backend = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
+    assert backend._native() == ([] if mode == "off" else backend.NATIVE_REQUIRES)
+
+
+def test_a_bad_install_switch_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.BUILD_ENV, "yes")
+    with pytest.raises(ValueError, match=r"REPLAYLIB_BUILD_NATIVE='yes': expected 1 .*, 0 .* or unset"):
+        native.build_mode()
+
+
 def test_pure_python_on_request() -> None:
     """REPLAYLIB_PURE_PYTHON=1 loads the sources, whatever is built."""
     code = ("import importlib, json, replaylib; from replaylib import native; print(json.dumps([native.BUILD, "
