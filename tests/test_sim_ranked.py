@@ -122,8 +122,10 @@ def check_structures(fleet: Fleet) -> None:
         pool = fleet._prefill if role == PREFILL else fleet._decode
         members = [w for w in pool if w.state == state]
         loads = [(w.queued_tokens if role == PREFILL else w.used + w.waiting_ctx, w.id) for w in members]
-        assert [(key >> fleet_mod._ID_BITS, key & fleet_mod._ID_MASK) for key in ranking] == sorted(loads)
-        assert all(w.rank == key and w.ranking is ranking for key in ranking for w in [fleet._by_id[key & fleet_mod._ID_MASK]])
+        entries = ranking.entries()
+        assert [(key >> fleet_mod._ID_BITS, key & fleet_mod._ID_MASK) for key in entries] == sorted(loads)
+        assert ranking.idle == sorted((key for key in entries if key >> fleet_mod._ID_BITS == 0), reverse=True)
+        assert all(w.rank == key and w.ranking is ranking for key in entries for w in [fleet._by_id[key & fleet_mod._ID_MASK]])
         if role == PREFILL:
             assert fleet._prefill_bits[state] == sum(1 << w.slot for w in members)
     live = {w.id: w for w in (*fleet._prefill, *fleet._decode)}

@@ -33,7 +33,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar, cast
-from heapq import heappop as _heappop  # the workers' own heaps (the event heap goes through ``heapq.``)
+from heapq import heappop as _heappop  # the workers' own heaps (the event heap: _push_event, _pop_event)
 from heapq import heappush as _heappush
 
 from replaylib.scenario.model import FleetConfig
@@ -120,6 +120,58 @@ class _Req:
         self.in_batch = False
 
 
+class _Ranking:
+    """The accepting workers of one role and state in the order the routers read them: by ranking entry
+    ``load << _ID_BITS | id``, least first.
+
+    Held as two lists: the idle workers' entries (load 0, so the entry is the id) greatest first, then the
+    loaded workers' entries least first (every one greater than any idle one).  Most of a big fleet idles;
+    routing and placement take the least idle worker, which is the idle list's last entry, and the workers
+    that go back to idle are mostly the least ones, whose place is at its end too: most moves touch the ends
+    of the lists, not their middle.
+    """
+
+    __slots__ = ("idle", "loaded")
+
+    def __init__(self) -> None:
+        self.idle: list[int] = []  # greatest first
+        self.loaded: list[int] = []  # least first
+
+    def __len__(self) -> int:
+        return len(self.idle) + len(self.loaded)
+
+    def first(self) -> int:
+        """The least entry (of a ranking that is not empty)."""
+        idle = self.idle
+        return idle[-1] if idle else self.loaded[0]
+
+    def entries(self) -> list[int]:
+        """Every entry, least first."""
+        return self.idle[::-1] + self.loaded
+
+    def add(self, key: int) -> None:
+        if key <= _ID_MASK:
+            idle = self.idle
+            if not idle or key < idle[-1]:
+                idle.append(key)
+            else:
+                idle.insert(_desc_index(idle, key), key)
+        else:
+            loaded = self.loaded
+            loaded.insert(0 if not loaded or key < loaded[0] else _rank_index(loaded, key), key)
+
+    def remove(self, key: int) -> None:
+        if key <= _ID_MASK:
+            idle = self.idle
+            if idle[-1] == key:
+                idle.pop()
+            else:
+                idle.pop(_desc_index(idle, key))
+        else:
+            loaded = self.loaded
+            loaded.pop(0 if loaded[0] == key else _rank_index(loaded, key))
+
+
 class _Window:
     """The traffic since the last snapshot, counted as it happens (the snapshot reports it as a TrafficWindow).
 
@@ -171,7 +223,7 @@ class _Worker:
         # Where the routers see this worker: its entry ``load << _ID_BITS | id`` in the fleet's ranking of
         # the accepting workers of its role and state, and that ranking (both None once draining or gone).
         self.rank: int | None = None
-        self.ranking: list[int] | None = None
+        self.ranking: _Ranking | None = None
         self.stale = False  # listed in the fleet's workers to re-rank (Fleet._mark_prefill / _mark_decode)
         # The metrics of the last snapshot that found this worker quiet (nothing in flight, queued or done in
         # its window), and what they depend on besides: a quiet worker's next snapshot reuses them while those
@@ -338,7 +390,7 @@ class Fleet:
         self._cands_d: list[_DecodeWorker] | None = None
         self._by_id: list[_Worker | None] = []  # every worker by id, None once gone (ranking entry -> worker)
         self._small_group = SMALL_GROUP  # read once: tests change the module's value before building a fleet
-        self._ranked: dict[tuple[str, str], list[int]] = {(role, st): [] for role in ROLES for st in (ACTIVE, STARTING)}
+        self._ranked: dict[tuple[str, str], _Ranking] = {(role, st): _Ranking() for role in ROLES for st in (ACTIVE, STARTING)}
         # The same lists, as routing (prefill) and placement (decode) read them: the active, then the starting.
         self._ranked_p = (self._ranked[PREFILL, ACTIVE], self._ranked[PREFILL, STARTING])
         self._ranked_d = (self._ranked[DECODE, ACTIVE], self._ranked[DECODE, STARTING])
@@ -513,7 +565,6 @@ class Fleet:
 
     def _run_until(self, limit: float) -> None:
         events = self._events
-        pop = heapq.heappop  # looked up per call (tools/bench_fleet.py counts the event heap's pops)
         # The methods are called as self._x(...) and the workers cast to their class: a compiled build
         # (replaylib.native) then calls and reads them natively.
         while True:
@@ -524,7 +575,7 @@ class Fleet:
                 return
             self._now = t
             while events and events[0][0] == t:
-                ev = pop(events)
+                ev = _pop_event(events)
                 kind = ev[1]
                 if kind == _STEP_END:
                     d = cast(_DecodeWorker, ev[4])
@@ -645,8 +696,8 @@ class Fleet:
         """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
         if self._stale_p:
             self._rerank_prefill()
-        ranked = self._ranked_p[0] or self._ranked_p[1]
-        if not ranked:
+        ranked = self._ranked_p[0] if len(self._ranked_p[0]) else self._ranked_p[1]
+        if not len(ranked):
             self._drop(r, "no_prefill_worker")
             return
         if self._router == "round_robin":
@@ -660,14 +711,14 @@ class Fleet:
             if ids and len(ranked) > 1 and self._holders is not None:
                 w = self._kv_aware_pick(r, ids, ranked)
             else:
-                w = self._by_id[ranked[0] & _ID_MASK]  # type: ignore[assignment]
+                w = self._by_id[ranked.first() & _ID_MASK]  # type: ignore[assignment]
         w.queue.append(r)
         w.queued_tokens += r.isl
         self._mark_prefill(w)
         if w.ready and w.chunks is None:  # else nothing can start before its pass ends or it is ready
             self._touched[w] = None
 
-    def _kv_aware_pick(self, r: _Req, ids: list[Any], ranked: list[int]) -> _PrefillWorker:
+    def _kv_aware_pick(self, r: _Req, ids: list[Any], ranked: _Ranking) -> _PrefillWorker:
         """kv_aware over ``ranked``: minimum ``queued_tokens + isl - overlap``, ties to the lowest id.
 
         The holders index gives, depth by depth, the bit mask of the candidates holding the first ``h``
@@ -680,7 +731,7 @@ class Fleet:
         bs, isl, n = self.block_size, r.isl, len(ids)
         holders = cast("dict[Any, int]", self._holders)
         by_id = self._by_id
-        w = cast(_PrefillWorker, by_id[ranked[0] & _ID_MASK])
+        w = cast(_PrefillWorker, by_id[ranked.first() & _ID_MASK])
         at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
         count = len(ranked)  # at_least's bits: every ranked candidate has its bit
         small = self._small_group
@@ -720,18 +771,23 @@ class Fleet:
             at_least, count = more, more_count
             h += 1
         if big:
+            # The walk, in rank order: the idle entries least first (their list is greatest first), then the loaded.
             least = _least_cost(big) << _ID_BITS  # the smallest isl - overlap among the groups still looked for
-            for key in ranked:
+            idle = ranked.idle
+            n_idle = len(idle)
+            loaded = ranked.loaded
+            for i in range(n_idle + len(loaded)):
+                key = idle[n_idle - 1 - i] if i < n_idle else loaded[i - n_idle]
                 if best is not None and key + least > best:
                     break  # every later entry, in every group left, costs more than the best
                 c = cast(_PrefillWorker, by_id[key & _ID_MASK])
                 bit = c.bit
-                for i, (cost, members) in enumerate(big):
+                for g, (cost, members) in enumerate(big):
                     if members & bit:  # the first (least loaded) member of its group
                         key += cost << _ID_BITS
                         if best is None or key < best:
                             best, w = key, c
-                        big.pop(i)
+                        big.pop(g)
                         break
                 else:
                     continue
@@ -752,18 +808,23 @@ class Fleet:
         if self._ranked_mode:
             if self._stale_d:
                 self._rerank_decode()
-            ranked = self._ranked_d[0] or self._ranked_d[1]
-            if not ranked:
+            ranked = self._ranked_d[0] if len(self._ranked_d[0]) else self._ranked_d[1]
+            if not len(ranked):
                 self._drop(r, "no_decode_worker")
                 return
             by_id = self._by_id
-            w = cast(_DecodeWorker, by_id[ranked[0] & _ID_MASK])
-            if len(ranked) > 1:
+            w = cast(_DecodeWorker, by_id[ranked.first() & _ID_MASK])
+            idle = ranked.idle
+            n_idle = len(idle)
+            loaded = ranked.loaded
+            if n_idle + len(loaded) > 1:
                 # Most free KV, ties to the lowest id: the least (used now + waiting, id).  A worker's rank
                 # load is that at the start of its segment, never more than its load now (steps only add
-                # KV), so the walk in rank order stops at the first worker whose load cannot beat the best.
+                # KV), so the walk in rank order (the idle least first, then the loaded) stops at the first
+                # worker whose load cannot beat the best.
                 best: int | None = None
-                for key in ranked:
+                for i in range(n_idle + len(loaded)):
+                    key = idle[n_idle - 1 - i] if i < n_idle else loaded[i - n_idle]
                     if best is not None and key > best:
                         break
                     c = cast(_DecodeWorker, by_id[key & _ID_MASK])
@@ -866,7 +927,7 @@ class Fleet:
         w.version += 1
         if w.busy_mark is None:
             w.busy_mark = t
-        heapq.heappush(self._events, (w.pass_end, _PASS_END, w.id, w.version, w))
+        _push_event(self._events, (w.pass_end, _PASS_END, w.id, w.version, w))
 
     def _pass_end(self, w: _PrefillWorker, t: float) -> None:
         chunks = w.chunks
@@ -900,7 +961,7 @@ class Fleet:
             if r.osl == 1:
                 self._complete(r, t)
             else:
-                heapq.heappush(self._events, (self.timing.kv_transfer_end_ms(t, r.isl), _HANDOFF, t, r.index, r))
+                _push_event(self._events, (self.timing.kv_transfer_end_ms(t, r.isl), _HANDOFF, t, r.index, r))
         self._touched[w] = None
 
     # -- decode -------------------------------------------------------------------------
@@ -953,7 +1014,7 @@ class Fleet:
         d.version += 1
         if d.busy_mark is None:
             d.busy_mark = t
-        heapq.heappush(self._events, (run_end(t, alpha, beta, k), _STEP_END, d.id, d.version, d))
+        _push_event(self._events, (run_end(t, alpha, beta, k), _STEP_END, d.id, d.version, d))
 
     def _admit(self, d: _DecodeWorker) -> None:
         """Admission at a step boundary: FIFO while the batch and its next step fit."""
@@ -986,7 +1047,7 @@ class Fleet:
         d.version += 1
         if end is None:
             end = run_end(d.seg_start, d.seg_alpha, d.seg_beta, k)
-        heapq.heappush(self._events, (end, _STEP_END, d.id, d.version, d))
+        _push_event(self._events, (end, _STEP_END, d.id, d.version, d))
 
     def _cut_after(self, d: _DecodeWorker, t: float) -> None:
         """End the segment at the first step boundary strictly after ``t`` (cap change)."""
@@ -1093,7 +1154,7 @@ class Fleet:
         elif len(self._prefill) + len(self._decode) >= RANKED_FROM_WORKERS:
             self._enter_ranked_mode()
         if not ready:
-            heapq.heappush(self._events, (ready_at, _READY, wid, 0, w))
+            _push_event(self._events, (ready_at, _READY, wid, 0, w))
         return w
 
     def _remove(self, w: _Worker) -> None:
@@ -1122,7 +1183,7 @@ class Fleet:
             w.state = state
             return
         if w.ranking is not None:
-            w.ranking.pop(_rank_index(w.ranking, cast(int, w.rank)))
+            w.ranking.remove(cast(int, w.rank))
             if isinstance(w, _PrefillWorker):
                 self._prefill_bits[w.state] &= ~w.bit
         w.state = state
@@ -1138,7 +1199,7 @@ class Fleet:
             load = w.used + w.waiting_ctx
         w.rank = load << _ID_BITS | w.id
         w.ranking = ranking
-        ranking.insert(_rank_index(ranking, w.rank), w.rank)
+        ranking.add(w.rank)
 
     # -- request ends -------------------------------------------------------------------
 
@@ -1284,11 +1345,9 @@ def _rerank(w: _Worker, load: int) -> None:
     new = load << _ID_BITS | w.id
     old = cast(int, w.rank)
     if new != old:
-        ranking = cast("list[int]", w.ranking)
-        # The worker just chosen is often the first (least loaded), and an entry often goes back first:
-        # look there before searching.
-        ranking.pop(0 if ranking[0] == old else _rank_index(ranking, old))
-        ranking.insert(0 if not ranking or new < ranking[0] else _rank_index(ranking, new), new)
+        ranking = cast(_Ranking, w.ranking)
+        ranking.remove(old)
+        ranking.add(new)
         w.rank = new
 
 
@@ -1311,6 +1370,20 @@ def _rank_index(ranking: list[int], key: int) -> int:
     return lo
 
 
+def _desc_index(ranking: list[int], key: int) -> int:
+    """Where ``key`` is, or would go, in ``ranking`` sorted greatest first: the first index whose entry is
+    not greater than ``key``."""
+    lo = 0
+    hi = len(ranking)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ranking[mid] > key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _least_cost(groups: list[tuple[int, int]]) -> int:
     """The least cost of kv_aware's (cost, members) groups (a loop a compiled build runs natively)."""
     least = groups[0][0]
@@ -1318,6 +1391,76 @@ def _least_cost(groups: list[tuple[int, int]]) -> int:
         if cost < least:
             least = cost
     return least
+
+
+def _event_lt(a: tuple, b: tuple) -> bool:
+    """``a < b`` for two event tuples ``(time, kind, x, y, payload)``: as tuples compare (the first four
+    fields tell any two events apart), the times compared as floats first."""
+    ta: float = a[0]
+    tb: float = b[0]
+    if ta != tb:
+        return ta < tb
+    ka: int = a[1]
+    kb: int = b[1]
+    if ka != kb:
+        return ka < kb
+    xa = a[2]
+    xb = b[2]
+    if xa != xb:
+        return bool(xa < xb)
+    ya: int = a[3]
+    yb: int = b[3]
+    return ya < yb
+
+
+def _push_event(heap: list[tuple], item: tuple) -> None:
+    """``heapq.heappush`` onto the event heap.  A compiled build sifts the item itself (heapq's own steps, so
+    the heap is laid out alike), comparing with :func:`_event_lt`: natively, where heapq's generic tuple
+    comparisons cost it several times the sift."""
+    if not _COMPILED:
+        heapq.heappush(heap, item)
+        return
+    heap.append(item)
+    pos = len(heap) - 1
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        if not _event_lt(item, parent):
+            break
+        heap[pos] = parent
+        pos = up
+    heap[pos] = item
+
+
+def _pop_event(heap: list[tuple]) -> tuple:
+    """``heapq.heappop`` from the (non-empty) event heap, compiled as :func:`_push_event` is; pure Python
+    calls heapq (through the module, where tools/bench_fleet.py counts the pops)."""
+    if not _COMPILED:
+        return heapq.heappop(heap)
+    last = heap.pop()
+    n = len(heap)
+    if not n:
+        return last
+    top = heap[0]
+    # heapq's siftup: the smaller child moves up to the leaf, then ``last`` sifts down from there
+    pos = 0
+    child = 1
+    while child < n:
+        right = child + 1
+        if right < n and not _event_lt(heap[child], heap[right]):
+            child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        if not _event_lt(last, parent):
+            break
+        heap[pos] = parent
+        pos = up
+    heap[pos] = last
+    return top
 
 
 def _candidates(pool: list[_W]) -> list[_W]:
