@@ -24,15 +24,19 @@ class PrefixCache:
     boxing it again for every dict operation.
     """
 
-    __slots__ = ("lru", "capacity", "_index", "_bit")
+    __slots__ = ("lru", "capacity", "_index", "_bit", "_others")
 
     def __init__(self, capacity_blocks: int, index: dict[Any, int] | None = None, bit: int = 0) -> None:
         self.capacity = capacity_blocks
         # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
         # id to the most recently used end is taking it out and putting it back.
         self.lru: dict[Any, None] = {}
-        self._index = index
-        self._bit = bit
+        # The index's masks are handled as the objects they are (``Any``): a compiled build then neither boxes
+        # the bit again for every block nor compares masks as ints, and a block only this cache holds maps to
+        # this very ``_bit`` object (an identity test).  ``_others``: the mask that clears the bit.
+        self._index: dict[Any, Any] | None = index
+        self._bit: Any = bit
+        self._others: Any = ~bit
 
     def __len__(self) -> int:
         return len(self.lru)
@@ -78,7 +82,7 @@ class PrefixCache:
                     # Most blocks are new to the index: one setdefault puts them in; a block other caches
                     # hold (never this one: it is not in this cache) gains this cache's bit.
                     held = index.setdefault(h, bit)
-                    if held != bit:
+                    if held is not bit:
                         index[h] = held | bit
                 lru[h] = None
         excess = len(lru) - self.capacity
@@ -89,13 +93,14 @@ class PrefixCache:
                     del lru[h]
             else:
                 bit = self._bit
+                others = self._others
                 for h in victims:
                     del lru[h]
                     held = index[h]
-                    if held == bit:  # the only holder (most blocks): no mask to compute
+                    if held is bit or held == bit:  # the only holder (most blocks): no mask to compute
                         del index[h]
                     else:
-                        index[h] = held & ~bit
+                        index[h] = held & others
 
     def attach(self, index: dict[Any, int]) -> None:
         """Join the holders ``index``: set this cache's bit on every block it holds."""
@@ -110,10 +115,11 @@ class PrefixCache:
         if index is None:
             return
         bit = self._bit
+        others = self._others
         for h in self.lru:
             held = index[h]
-            if held == bit:
+            if held is bit or held == bit:
                 del index[h]
             else:
-                index[h] = held & ~bit
+                index[h] = held & others
         self._index = None
