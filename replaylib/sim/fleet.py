@@ -1421,7 +1421,12 @@ def _push_event(heap: list[tuple], item: tuple) -> None:
         heapq.heappush(heap, item)
         return
     heap.append(item)
-    pos = len(heap) - 1
+    _settle(heap, len(heap) - 1, item)
+
+
+def _settle(heap: list[tuple], pos: int, item: tuple) -> None:
+    """Put ``item`` in the event heap at ``pos``, or above it while it is less than the parent (heapq's
+    ``_siftdown``)."""
     while pos > 0:
         up = (pos - 1) >> 1
         parent = heap[up]
@@ -1452,14 +1457,7 @@ def _pop_event(heap: list[tuple]) -> tuple:
         heap[pos] = heap[child]
         pos = child
         child = 2 * pos + 1
-    while pos > 0:
-        up = (pos - 1) >> 1
-        parent = heap[up]
-        if not _event_lt(last, parent):
-            break
-        heap[pos] = parent
-        pos = up
-    heap[pos] = last
+    _settle(heap, pos, last)
     return top
 
 
