@@ -269,3 +269,64 @@ def test_rank_index_is_bisect_left(seed: int, monkeypatch: pytest.MonkeyPatch) -
             ranking[n // 3:n // 2] = [ranking[n // 3]] * (n // 2 - n // 3)  # runs of equal entries
         probes = [*ranking, -1, 0, 1 << 51, *(rng.randrange(1 << 50) for _ in range(20))]
         assert [fleet_mod._rank_index(ranking, k) for k in probes] == [bisect.bisect_left(ranking, k) for k in probes]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_desc_index_searches_a_list_sorted_greatest_first(seed: int) -> None:
+    import bisect
+
+    rng = random.Random(seed)
+    for n in (0, 1, 2, 3, 8, 257):
+        ranking = sorted({rng.randrange(1 << 20) for _ in range(n)}, reverse=True)
+        probes = [*ranking, -1, 0, 1 << 21, *(rng.randrange(1 << 20) for _ in range(20))]
+        ascending = ranking[::-1]
+        # the first index whose entry is <= key, in the greatest-first list
+        want = [len(ranking) - bisect.bisect_right(ascending, k) for k in probes]
+        assert [fleet_mod._desc_index(ranking, k) for k in probes] == want
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_ranking_keeps_its_entries_in_order(seed: int) -> None:
+    """_Ranking's add/remove against a sorted list: idle entries (load 0) and loaded ones, moved at random."""
+    rng = random.Random(seed)
+    ranking = fleet_mod._Ranking()
+    model: list[int] = []
+    loads = {wid: 0 for wid in range(40)}
+    for wid in loads:
+        ranking.add(wid)
+        model.append(wid)
+    for _ in range(2000):
+        wid = rng.randrange(40)
+        old = loads[wid] << fleet_mod._ID_BITS | wid
+        loads[wid] = 0 if rng.random() < 0.5 else rng.randrange(1, 50)
+        new = loads[wid] << fleet_mod._ID_BITS | wid
+        ranking.remove(old)
+        ranking.add(new)
+        model.remove(old)
+        model.append(new)
+        model.sort()
+        assert ranking.entries() == model and ranking.first() == model[0] and len(ranking) == len(model)
+        assert ranking.idle == sorted((k for k in model if k <= fleet_mod._ID_MASK), reverse=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_event_heap_pops_what_heapq_pops(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event heap's own sift (a compiled build's; here forced onto it in pure Python) against heapq:
+    the same heap, item for item, after every push and pop."""
+    import heapq
+
+    if native.BUILD != native.COMPILED:
+        monkeypatch.setattr(fleet_mod, "_COMPILED", True)
+    rng = random.Random(seed)
+    ours: list[tuple] = []
+    theirs: list[tuple] = []
+    payload = object()
+    for step in range(3000):
+        if not ours or rng.random() < 0.55:
+            t = float(rng.randrange(50)) if rng.random() < 0.7 else rng.randrange(50)  # ties, and int times
+            item = (t, rng.randrange(4), rng.randrange(5), step, payload)
+            fleet_mod._push_event(ours, item)
+            heapq.heappush(theirs, item)
+        else:
+            assert fleet_mod._pop_event(ours) == heapq.heappop(theirs)
+        assert ours == theirs

@@ -125,10 +125,10 @@ class _Ranking:
     ``load << _ID_BITS | id``, least first.
 
     Held as two lists: the idle workers' entries (load 0, so the entry is the id) greatest first, then the
-    loaded workers' entries least first (every one greater than any idle one).  Most of a big fleet idles;
-    routing and placement take the least idle worker, which is the idle list's last entry, and the workers
-    that go back to idle are mostly the least ones, whose place is at its end too: most moves touch the ends
-    of the lists, not their middle.
+    loaded workers' entries least first (every one greater than any idle one).  Most of a big fleet idles:
+    the least idle worker, which least_loaded routing and decode placement take, is the idle list's last
+    entry; the loaded list, where most load changes move an entry, stays short; and the idle list's entries
+    are small ints, which a compiled build compares without unpacking a multi-digit int.
     """
 
     __slots__ = ("idle", "loaded")
@@ -391,7 +391,7 @@ class Fleet:
         self._by_id: list[_Worker | None] = []  # every worker by id, None once gone (ranking entry -> worker)
         self._small_group = SMALL_GROUP  # read once: tests change the module's value before building a fleet
         self._ranked: dict[tuple[str, str], _Ranking] = {(role, st): _Ranking() for role in ROLES for st in (ACTIVE, STARTING)}
-        # The same lists, as routing (prefill) and placement (decode) read them: the active, then the starting.
+        # The same rankings, as routing (prefill) and placement (decode) read them: the active, then the starting.
         self._ranked_p = (self._ranked[PREFILL, ACTIVE], self._ranked[PREFILL, STARTING])
         self._ranked_d = (self._ranked[DECODE, ACTIVE], self._ranked[DECODE, STARTING])
         self._prefill_bits = {ACTIVE: 0, STARTING: 0}
