@@ -271,10 +271,14 @@ def test_rank_index_is_bisect_left(seed: int, monkeypatch: pytest.MonkeyPatch) -
         assert [fleet_mod._rank_index(ranking, k) for k in probes] == [bisect.bisect_left(ranking, k) for k in probes]
 
 
+@pytest.mark.parametrize("typed_loop", [False, True])
 @pytest.mark.parametrize("seed", range(3))
-def test_desc_index_searches_a_list_sorted_greatest_first(seed: int) -> None:
+def test_desc_index_searches_a_list_sorted_greatest_first(seed: int, typed_loop: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both searches: bisect on the negated entries (pure Python) and the typed loop (a compiled build's)."""
     import bisect
 
+    if native.BUILD != native.COMPILED:
+        monkeypatch.setattr(fleet_mod, "_COMPILED", typed_loop)
     rng = random.Random(seed)
     for n in (0, 1, 2, 3, 8, 257):
         ranking = sorted({rng.randrange(1 << 20) for _ in range(n)}, reverse=True)

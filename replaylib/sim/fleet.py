@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
+from operator import neg
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar, cast
@@ -696,8 +697,10 @@ class Fleet:
         """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
         if self._stale_p:
             self._rerank_prefill()
-        ranked = self._ranked_p[0] if len(self._ranked_p[0]) else self._ranked_p[1]
-        if not len(ranked):
+        ranked = self._ranked_p[0]
+        if not (ranked.idle or ranked.loaded):
+            ranked = self._ranked_p[1]
+        if not (ranked.idle or ranked.loaded):
             self._drop(r, "no_prefill_worker")
             return
         if self._router == "round_robin":
@@ -708,7 +711,7 @@ class Fleet:
             # The least loaded candidate, ties to the lowest id: least_loaded's pick, and kv_aware's when no
             # candidate holds the request's first block (every overlap is 0, every cost load + isl).
             ids = r.hash_ids
-            if ids and len(ranked) > 1 and self._holders is not None:
+            if ids and len(ranked.idle) + len(ranked.loaded) > 1 and self._holders is not None:
                 w = self._kv_aware_pick(r, ids, ranked)
             else:
                 w = self._by_id[ranked.first() & _ID_MASK]  # type: ignore[assignment]
@@ -733,7 +736,7 @@ class Fleet:
         by_id = self._by_id
         w = cast(_PrefillWorker, by_id[ranked.first() & _ID_MASK])
         at_least = self._prefill_bits[w.state]  # candidates with >= h leading hits
-        count = len(ranked)  # at_least's bits: every ranked candidate has its bit
+        count = len(ranked.idle) + len(ranked.loaded)  # at_least's bits: every ranked candidate has its bit
         small = self._small_group
         best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
         slots = self._slots
@@ -808,8 +811,10 @@ class Fleet:
         if self._ranked_mode:
             if self._stale_d:
                 self._rerank_decode()
-            ranked = self._ranked_d[0] if len(self._ranked_d[0]) else self._ranked_d[1]
-            if not len(ranked):
+            ranked = self._ranked_d[0]
+            if not (ranked.idle or ranked.loaded):
+                ranked = self._ranked_d[1]
+            if not (ranked.idle or ranked.loaded):
                 self._drop(r, "no_decode_worker")
                 return
             by_id = self._by_id
@@ -1372,7 +1377,10 @@ def _rank_index(ranking: list[int], key: int) -> int:
 
 def _desc_index(ranking: list[int], key: int) -> int:
     """Where ``key`` is, or would go, in ``ranking`` sorted greatest first: the first index whose entry is
-    not greater than ``key``."""
+    not greater than ``key``.  Pure Python calls the C ``bisect_left`` on the negated entries; a compiled
+    build searches the typed ints itself (see :func:`_rank_index`)."""
+    if not _COMPILED:
+        return bisect_left(ranking, -key, key=neg)
     lo = 0
     hi = len(ranking)
     while lo < hi:
