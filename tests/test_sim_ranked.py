@@ -124,7 +124,7 @@ def check_structures(fleet: Fleet) -> None:
         loads = [(w.queued_tokens if role == PREFILL else w.used + w.waiting_ctx, w.id) for w in members]
         entries = ranking.entries()
         assert [(key >> fleet_mod._ID_BITS, key & fleet_mod._ID_MASK) for key in entries] == sorted(loads)
-        assert ranking.idle == sorted((key for key in entries if key >> fleet_mod._ID_BITS == 0), reverse=True)
+        assert ranking.idle == sorted(-key for key in entries if key >> fleet_mod._ID_BITS == 0)
         assert all(w.rank == key and w.ranking is ranking for key in entries for w in [fleet._by_id[key & fleet_mod._ID_MASK]])
         if role == PREFILL:
             assert fleet._prefill_bits[state] == sum(1 << w.slot for w in members)
@@ -264,29 +264,12 @@ def test_rank_index_is_bisect_left(seed: int, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setattr(fleet_mod, "_COMPILED", True)
     rng = random.Random(seed)
     for n in (0, 1, 2, 3, 7, 8, 64, 257):
-        ranking = sorted(rng.randrange(1 << 50) for _ in range(n))
-        if n:
-            ranking[n // 3:n // 2] = [ranking[n // 3]] * (n // 2 - n // 3)  # runs of equal entries
-        probes = [*ranking, -1, 0, 1 << 51, *(rng.randrange(1 << 50) for _ in range(20))]
-        assert [fleet_mod._rank_index(ranking, k) for k in probes] == [bisect.bisect_left(ranking, k) for k in probes]
-
-
-@pytest.mark.parametrize("typed_loop", [False, True])
-@pytest.mark.parametrize("seed", range(3))
-def test_desc_index_searches_a_list_sorted_greatest_first(seed: int, typed_loop: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both searches: bisect on the negated entries (pure Python) and the typed loop (a compiled build's)."""
-    import bisect
-
-    if native.BUILD != native.COMPILED:
-        monkeypatch.setattr(fleet_mod, "_COMPILED", typed_loop)
-    rng = random.Random(seed)
-    for n in (0, 1, 2, 3, 8, 257):
-        ranking = sorted({rng.randrange(1 << 20) for _ in range(n)}, reverse=True)
-        probes = [*ranking, -1, 0, 1 << 21, *(rng.randrange(1 << 20) for _ in range(20))]
-        ascending = ranking[::-1]
-        # the first index whose entry is <= key, in the greatest-first list
-        want = [len(ranking) - bisect.bisect_right(ascending, k) for k in probes]
-        assert [fleet_mod._desc_index(ranking, k) for k in probes] == want
+        for low, high in ((0, 1 << 50), (-(1 << 20), 0)):  # loaded entries; idle ones (negated ids)
+            ranking = sorted(rng.randrange(low, high) for _ in range(n))
+            if n:
+                ranking[n // 3:n // 2] = [ranking[n // 3]] * (n // 2 - n // 3)  # runs of equal entries
+            probes = [*ranking, low - 1, low, 0, high + 1, *(rng.randrange(low, high) for _ in range(20))]
+            assert [fleet_mod._rank_index(ranking, k) for k in probes] == [bisect.bisect_left(ranking, k) for k in probes]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -310,7 +293,7 @@ def test_a_ranking_keeps_its_entries_in_order(seed: int) -> None:
         model.append(new)
         model.sort()
         assert ranking.entries() == model and ranking.first() == model[0] and len(ranking) == len(model)
-        assert ranking.idle == sorted((k for k in model if k <= fleet_mod._ID_MASK), reverse=True)
+        assert ranking.idle == sorted(-k for k in model if k <= fleet_mod._ID_MASK)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from operator import neg
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar, cast
@@ -125,17 +124,19 @@ class _Ranking:
     """The accepting workers of one role and state in the order the routers read them: by ranking entry
     ``load << _ID_BITS | id``, least first.
 
-    Held as two lists: the idle workers' entries (load 0, so the entry is the id) greatest first, then the
-    loaded workers' entries least first (every one greater than any idle one).  Most of a big fleet idles:
+    Held as two lists: the idle workers' entries (load 0, so the entry is the id), negated and sorted, then
+    the loaded workers' entries least first (every one greater than any idle one).  Most of a big fleet idles:
     the least idle worker, which least_loaded routing and decode placement take, is the idle list's last
-    entry; the loaded list, where most load changes move an entry, stays short; and the idle list's entries
-    are small ints, which a compiled build compares without unpacking a multi-digit int.
+    entry; the loaded list, where most load changes move an entry, stays short; the idle list's entries are
+    small ints, which a compiled build compares without unpacking a multi-digit int; and both lists are
+    ascending, so one search (:func:`_rank_index`) serves them.  Entry ``i``, least first, is
+    ``-idle[len(idle) - 1 - i]`` below ``len(idle)`` and ``loaded[i - len(idle)]`` from there.
     """
 
     __slots__ = ("idle", "loaded")
 
     def __init__(self) -> None:
-        self.idle: list[int] = []  # greatest first
+        self.idle: list[int] = []  # the idle entries negated, ascending: the least idle entry is -idle[-1]
         self.loaded: list[int] = []  # least first
 
     def __len__(self) -> int:
@@ -144,19 +145,19 @@ class _Ranking:
     def first(self) -> int:
         """The least entry (of a ranking that is not empty)."""
         idle = self.idle
-        return idle[-1] if idle else self.loaded[0]
+        return -idle[-1] if idle else self.loaded[0]
 
     def entries(self) -> list[int]:
         """Every entry, least first."""
-        return self.idle[::-1] + self.loaded
+        return [-key for key in reversed(self.idle)] + self.loaded
 
     def add(self, key: int) -> None:
         if key <= _ID_MASK:
             idle = self.idle
-            if not idle or key < idle[-1]:
-                idle.append(key)
+            if not idle or key < -idle[-1]:
+                idle.append(-key)
             else:
-                idle.insert(_desc_index(idle, key), key)
+                idle.insert(_rank_index(idle, -key), -key)
         else:
             loaded = self.loaded
             loaded.insert(0 if not loaded or key < loaded[0] else _rank_index(loaded, key), key)
@@ -164,10 +165,10 @@ class _Ranking:
     def remove(self, key: int) -> None:
         if key <= _ID_MASK:
             idle = self.idle
-            if idle[-1] == key:
+            if idle[-1] == -key:
                 idle.pop()
             else:
-                idle.pop(_desc_index(idle, key))
+                idle.pop(_rank_index(idle, -key))
         else:
             loaded = self.loaded
             loaded.pop(0 if loaded[0] == key else _rank_index(loaded, key))
@@ -774,13 +775,13 @@ class Fleet:
             at_least, count = more, more_count
             h += 1
         if big:
-            # The walk, in rank order: the idle entries least first (their list is greatest first), then the loaded.
+            # The walk, in rank order: the idle entries least first (the last of their negated list first), then the loaded.
             least = _least_cost(big) << _ID_BITS  # the smallest isl - overlap among the groups still looked for
             idle = ranked.idle
             n_idle = len(idle)
             loaded = ranked.loaded
             for i in range(n_idle + len(loaded)):
-                key = idle[n_idle - 1 - i] if i < n_idle else loaded[i - n_idle]
+                key = -idle[n_idle - 1 - i] if i < n_idle else loaded[i - n_idle]
                 if best is not None and key + least > best:
                     break  # every later entry, in every group left, costs more than the best
                 c = cast(_PrefillWorker, by_id[key & _ID_MASK])
@@ -829,7 +830,7 @@ class Fleet:
                 # worker whose load cannot beat the best.
                 best: int | None = None
                 for i in range(n_idle + len(loaded)):
-                    key = idle[n_idle - 1 - i] if i < n_idle else loaded[i - n_idle]
+                    key = -idle[n_idle - 1 - i] if i < n_idle else loaded[i - n_idle]
                     if best is not None and key > best:
                         break
                     c = cast(_DecodeWorker, by_id[key & _ID_MASK])
@@ -1369,23 +1370,6 @@ def _rank_index(ranking: list[int], key: int) -> int:
     while lo < hi:
         mid = (lo + hi) >> 1
         if ranking[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def _desc_index(ranking: list[int], key: int) -> int:
-    """Where ``key`` is, or would go, in ``ranking`` sorted greatest first: the first index whose entry is
-    not greater than ``key``.  Pure Python calls the C ``bisect_left`` on the negated entries; a compiled
-    build searches the typed ints itself (see :func:`_rank_index`)."""
-    if not _COMPILED:
-        return bisect_left(ranking, -key, key=neg)
-    lo = 0
-    hi = len(ranking)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ranking[mid] > key:
             lo = mid + 1
         else:
             hi = mid
