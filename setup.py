@@ -16,7 +16,6 @@ extensions are installed beside their sources, each with its source's sha256 (``
 by which ``replaylib.native`` falls back to the sources when they changed after the build.
 """
 
-import importlib.util
 import os
 import sys
 import warnings
@@ -30,19 +29,9 @@ PACKAGE_DIR = os.path.join(HERE, "replaylib")
 BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 
 
-def _native_module():  # replaylib/native.py by path: the package's dependencies are not installed here
-    spec = importlib.util.spec_from_file_location("_replaylib_native", os.path.join(PACKAGE_DIR, "native.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def native_mode() -> str:
-    """``required``, ``off`` or ``auto``: ``replaylib.native.build_mode`` (REPLAYLIB_BUILD_NATIVE)."""
-    try:
-        return _native_module().build_mode()
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+# The build backend's helpers (on the path already under a PEP 517 build; added for a direct ``setup.py`` run).
+sys.path.insert(0, os.path.join(HERE, "build_backend"))
+from backend import load_native, native_mode  # noqa: E402
 
 
 def _fall_back(why: str) -> None:
@@ -57,7 +46,7 @@ class BuildExtWithHashes(build_ext):
     removed too (the modules are one mypyc group, useless apart) and the sources run."""
 
     def _hashed(self):  # (extension path, source path) of each compiled module
-        native = _native_module()
+        native = load_native()
         return [(self.get_ext_fullpath(f"{native.PACKAGE}.{name}"), native.source_path(PACKAGE_DIR, name))
                 for name in native.MODULES] if self.extensions else []
 
@@ -65,7 +54,7 @@ class BuildExtWithHashes(build_ext):
         built = [self.get_ext_fullpath(ext.name) for ext in self.extensions]
         # An earlier build's files go first: an in-place (editable) rebuild whose compile fails must not leave
         # the old binaries beside sources they were not compiled from, nor hash those sources for them.
-        for path in [*built, *(ext_path + _native_module().HASH_SUFFIX for ext_path, _ in self._hashed())]:
+        for path in [*built, *(ext_path + load_native().HASH_SUFFIX for ext_path, _ in self._hashed())]:
             if os.path.exists(path):
                 os.remove(path)
         super().run()
@@ -78,14 +67,14 @@ class BuildExtWithHashes(build_ext):
             _fall_back("a C extension failed to compile: see the compiler's message above")
             self.extensions = []
             return
-        native = _native_module()
+        native = load_native()
         for ext_path, source in self._hashed():
             with open(ext_path + native.HASH_SUFFIX, "w", encoding="ascii") as f:
                 f.write(native.source_sha256(source) + "\n")
 
     def get_outputs(self):
         outputs = [path for path in super().get_outputs() if os.path.exists(path)] if self.extensions else []
-        return [*outputs, *(ext_path + _native_module().HASH_SUFFIX for ext_path, _ in self._hashed())]
+        return [*outputs, *(ext_path + load_native().HASH_SUFFIX for ext_path, _ in self._hashed())]
 
 
 def native_extensions():
@@ -102,7 +91,7 @@ def native_extensions():
             return []
         raise SystemExit("REPLAYLIB_BUILD_NATIVE=1 asks for the compiled fleet, but mypy (mypyc) is not installed "
                          "in the build environment (a build without isolation needs `pip install mypy` first)") from None
-    native = _native_module()
+    native = load_native()
     sources = [os.path.relpath(native.source_path(PACKAGE_DIR, name), HERE) for name in native.MODULES]
     # replaylib's own modules are type-checked with them; the installed packages (msgspec, ...) are not
     # looked at (--no-site-packages): their types are Any, so what is installed where it builds never

@@ -13,15 +13,24 @@ NATIVE_REQUIRES = ["mypy>=1.10"]
 NATIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "replaylib", "native.py")
 
 
-def _native() -> list[str]:
+def load_native():  # noqa: ANN201 - the module replaylib/native.py (setup.py loads it through here too)
     spec = importlib.util.spec_from_file_location("_replaylib_native", NATIVE)
     native = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(native)
+    return native
+
+
+def native_mode() -> str:
+    """``required``, ``off`` or ``auto``: ``replaylib.native.build_mode`` (REPLAYLIB_BUILD_NATIVE); a bad value
+    stops the build with the accepted values named."""
     try:
-        mode = native.build_mode()
+        return load_native().build_mode()
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    return [] if mode == "off" else NATIVE_REQUIRES
+
+
+def _native() -> list[str]:
+    return [] if native_mode() == "off" else NATIVE_REQUIRES
 
 
 def get_requires_for_build_wheel(config_settings=None):  # noqa: ANN001, ANN201
