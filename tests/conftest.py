@@ -53,7 +53,11 @@ def repo() -> Path:
 
 @pytest.fixture
 def dynamo_installed() -> None:
-    """Skip unless NVIDIA Dynamo's planner is installed (``python -m replaylib.planner.dynamo.install``)."""
+    """Skip unless NVIDIA Dynamo's planner is installed (``python -m replaylib.planner.dynamo.install``); then
+    import it through the bridge's loader, which first puts in the stand-ins for the modules Dynamo imports
+    but cannot get, so that a test may import Dynamo's modules itself, run alone or in any order."""
+    from replaylib.planner.dynamo import loader
     from tests.planner_helpers import skip_unless_planner_available
 
     skip_unless_planner_available("dynamo")
+    loader.import_dynamo()
