@@ -1,7 +1,7 @@
 """Which build of the fleet's hot modules runs: the pure-Python reference or its compiled twin.
 
-``MODULES`` (the fleet's event loop, its prefix cache, the latency histogram's arithmetic and the
-closed form of a run of decode steps) are compiled with mypyc at install time where the machine can
+``MODULES`` (the fleet's event loop, its prefix cache, the latency histogram's arithmetic, the
+closed form of a run of decode steps and the built-in timing models, analytic and table) are compiled with mypyc at install time where the machine can
 (``pip install -e .``; ``REPLAYLIB_BUILD_NATIVE=0`` skips it, ``=1`` requires it; see ``setup.py``): the same source files become C
 extensions, installed next to them, which Python's import system then prefers.  The ``.py`` files stay
 the reference: ``tests/test_native.py`` replays with both builds and compares the recordings byte for
@@ -29,9 +29,10 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-#: The modules compiled together (one mypyc group), relative to the package ``replaylib``.  Each imports
-#: only the standard library and the others (a compiled module calls a compiled one natively).
-MODULES = ("sim.fleet", "sim.prefix_cache", "sim.histogram", "timing.runs")
+#: The modules compiled together (one mypyc group), relative to the package ``replaylib`` (a compiled module
+#: calls a compiled one natively).  The timing models go together: ``TableTiming`` subclasses the analytic
+#: module's ``LinearTransfer``, and a class compiled with mypyc can only subclass a compiled one.
+MODULES = ("sim.fleet", "sim.prefix_cache", "sim.histogram", "timing.runs", "timing.interp", "timing.analytic", "timing.table")
 PACKAGE = "replaylib"
 #: mypyc's shared library holding the group's code (``<GROUP>__mypyc``): in the top package, whose
 #: ``__init__`` is light (in ``replaylib.sim`` it would load the whole fleet for ``replaylib.timing.runs``).

@@ -270,12 +270,12 @@ class TableTiming(LinearTransfer):
         lo = self._p_first
         total = self.pass_overhead_ms
         below = False
-        big = 0
+        top = 0  # the largest ctx + n (the multi-curve branch's big and x are floats)
         for n, ctx in chunks:
-            x = ctx + n
-            if x > big:
-                big = x
-            if x < lo or 0 < ctx < lo:
+            end = ctx + n
+            if end > top:
+                top = end
+            if end < lo or 0 < ctx < lo:
                 below = True
             cost = telescoped(xs, gs, n, ctx)
             if cost > 0.0:
@@ -283,10 +283,10 @@ class TableTiming(LinearTransfer):
         self._p_n += 1
         if below:
             self._p_below += 1
-        if big > self._p_last:
+        if top > self._p_last:
             self._p_above += 1
-        if big > self._p_max:
-            self._p_max = int(big)
+        if top > self._p_max:
+            self._p_max = top
         return total / speed
 
     def prefill_request_ms(self, new_tokens: float, cached_tokens: float, max_batched_tokens: int, speed: float) -> float:
@@ -356,6 +356,10 @@ class TableTiming(LinearTransfer):
         value, slope, steps = between(self._d_b[j], self._d_t[j], self._d_b[j + 1], self._d_t[j + 1], ctxs[j], ctxs[j + 1], b, c)
         return value, slope, steps, 0
 
+    def _step_time(self, b: float, c: float) -> float:
+        """``f(b, c)``: the step time alone (a method, not a closure: a compiled build refuses the closure)."""
+        return self._step(b, c)[0]
+
     def decode_step_ms(self, batch: float, kv_tokens: float, speed: float) -> float:
         c = kv_tokens / batch if batch > 0 else 0.0
         self._begin_decode(batch, c)
@@ -375,7 +379,7 @@ class TableTiming(LinearTransfer):
         # between two curves (the common case): the range notes kept in locals (the fleet's per-run call)
         self._d_n += 1
         if batch > self._d_max_b:
-            self._d_max_b = batch
+            self._d_max_b = float(batch)
         if c > self._d_max_c:
             self._d_max_c = c
         hit = self._d_memo.get((j, batch))
@@ -403,25 +407,22 @@ class TableTiming(LinearTransfer):
         used = [0] if j < 0 else [j] if j == len(ctxs) - 1 else [j, j + 1]
         flag = -1 if j < 0 else (1 if j == len(ctxs) - 1 and context > ctxs[j] else 0)
 
-        def f(b: float) -> float:
-            return self._step(b, context)[0]
-
-        cuts = sorted({1.0, float(limit), *(x for k in used for x in self._d_b[k] if 1.0 < x < limit)})
-        answer = 1 if len(cuts) == 1 and f(1.0) <= target else 0  # limit == 1: no stretch to search
+        cuts: list[float] = sorted({1.0, float(limit), *(x for k in used for x in self._d_b[k] if 1.0 < x < limit)})
+        answer = 1 if len(cuts) == 1 and self._step_time(1.0, context) <= target else 0  # limit == 1: no stretch to search
         for x0, x1 in zip(reversed(cuts[:-1]), reversed(cuts[1:])):
             lo, hi = max(1, math.ceil(x0)), min(limit, math.floor(x1))
             if lo > hi:
                 continue
-            g_lo, g_hi = f(lo), f(hi)
+            g_lo, g_hi = self._step_time(lo, context), self._step_time(hi, context)
             if g_hi <= target:
                 answer = hi
                 break
             if g_lo > target:
                 continue  # linear on the stretch: nothing in between fits either
             b = lo + int((target - g_lo) / (g_hi - g_lo) * (hi - lo))
-            while b < hi and f(b + 1) <= target:
+            while b < hi and self._step_time(b + 1, context) <= target:
                 b += 1
-            while b > lo and f(b) > target:
+            while b > lo and self._step_time(b, context) > target:
                 b -= 1
             answer = b
             break
