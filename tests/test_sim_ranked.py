@@ -201,6 +201,27 @@ def test_ranked_mode_chooses_what_the_scans_choose(seed: int, router: str, small
     assert ranked == scanned  # every outcome and every snapshot
 
 
+@pytest.mark.skipif(native.BUILD == native.COMPILED, reason="checks the pure-Python fleet from a subclass (as above)")
+@pytest.mark.parametrize("router", ["kv_aware", "least_loaded"])
+def test_with_no_active_worker_the_starting_ones_take_the_work(router: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every worker of both roles lost, then replaced: until the new ones are ready, routing and placement
+    read the starting workers' rankings, and choose what the scans choose."""
+    rng = random.Random(7)
+    rows = random_trace(rng, 200)
+    system = tiny_system(kv_tokens=3000, startup_ms=300.0)
+    config = fleet_config(prefill_workers=3, decode_workers=3, router=router)
+    lost = round(rows[len(rows) // 3].timestamp, 1)
+    script = {lost: ("fail", PREFILL, 3), lost + 0.1: ("fail", DECODE, 3), lost + 0.2: ("scale", 4, 4)}
+    monkeypatch.setattr(fleet_mod, "RANKED_FROM_WORKERS", 1)
+    CheckedFleet.checked = 0
+    ranked = replay(CheckedFleet, system, config, rows, script, check=True)
+    during = [r for r in rows if lost + 0.2 < r.timestamp < lost + 300.0]
+    assert during, "no request arrives while the new workers start"
+    assert CheckedFleet.checked > 200
+    monkeypatch.setattr(fleet_mod, "RANKED_FROM_WORKERS", 10**9)
+    assert ranked == replay(CheckedFleet, system, config, rows, script)
+
+
 def test_ranked_mode_starts_at_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fleet_mod, "RANKED_FROM_WORKERS", 6)
     rows = random_trace(random.Random(7), 50)

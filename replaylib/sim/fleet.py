@@ -698,10 +698,8 @@ class Fleet:
         """``_route_prefill`` in ranked mode: the same choice without a scan of every candidate."""
         if self._stale_p:
             self._rerank_prefill()
-        ranked = self._ranked_p[0]
-        if not (ranked.idle or ranked.loaded):
-            ranked = self._ranked_p[1]
-        if not (ranked.idle or ranked.loaded):
+        ranked = _accepting(self._ranked_p)
+        if ranked is None:
             self._drop(r, "no_prefill_worker")
             return
         if self._router == "round_robin":
@@ -812,10 +810,8 @@ class Fleet:
         if self._ranked_mode:
             if self._stale_d:
                 self._rerank_decode()
-            ranked = self._ranked_d[0]
-            if not (ranked.idle or ranked.loaded):
-                ranked = self._ranked_d[1]
-            if not (ranked.idle or ranked.loaded):
+            ranked = _accepting(self._ranked_d)
+            if ranked is None:
                 self._drop(r, "no_decode_worker")
                 return
             by_id = self._by_id
@@ -1355,6 +1351,15 @@ def _rerank(w: _Worker, load: int) -> None:
         ranking.remove(old)
         ranking.add(new)
         w.rank = new
+
+
+def _accepting(rankings: tuple[_Ranking, _Ranking]) -> _Ranking | None:
+    """The ranking routing or placement reads from a role's (active, starting) pair: the active workers
+    if there is one, else the starting ones; None when neither has a worker."""
+    active, starting = rankings
+    if active.idle or active.loaded:
+        return active
+    return starting if starting.idle or starting.loaded else None
 
 
 def _rank_index(ranking: list[int], key: int) -> int:
