@@ -71,18 +71,31 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def _check_expansion(root: yaml.Node) -> None:
-    """Refuse a cycle (``&x [*x]``), more than MAX_YAML_NODES expanded nodes or nesting deeper than MAX_YAML_DEPTH."""
-    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
-    open_: set[int] = set()  # nodes whose subtree is being measured: the path from the root
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    """Refuse a cycle (``&x [*x]``), more than MAX_YAML_NODES expanded nodes or nesting deeper than MAX_YAML_DEPTH.
+
+    A scalar (most of a document's nodes) counts 1 and is 1 high where its parent is measured: only
+    collections are walked, each one's children listed once."""
+    measured: dict[int, tuple[int, int]] = {}  # id(collection node) -> (expanded size, height)
+    open_: set[int] = set()  # collections whose subtree is being measured: the path from the root
+    scalar = yaml.ScalarNode
+    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
     while stack:
-        node, closing = stack.pop()
+        node, kids = stack.pop()
         key = id(node)
-        if closing:
+        if kids is not None:  # every child collection is measured: close this one
             open_.discard(key)
-            kids = [measured[id(k)] for k in _children(node)]
-            size = 1 + sum(k[0] for k in kids)
-            height = 1 + max((k[1] for k in kids), default=0)
+            size, deepest = 1, 0  # deepest: the highest child (a scalar is 1 high)
+            for k in kids:
+                if isinstance(k, scalar):
+                    size += 1
+                    if deepest < 1:
+                        deepest = 1
+                else:
+                    k_size, k_height = measured[id(k)]
+                    size += k_size
+                    if k_height > deepest:
+                        deepest = k_height
+            height = 1 + deepest
             if size > MAX_YAML_NODES:
                 raise _Refused(node.start_mark, f"with its aliases expanded the document holds more than {MAX_YAML_NODES:,} "
                                "values (replaylib.limits.MAX_YAML_NODES): an alias bomb?")
@@ -90,17 +103,23 @@ def _check_expansion(root: yaml.Node) -> None:
                 raise _Refused(node.start_mark, f"nested deeper than {MAX_YAML_DEPTH} levels (replaylib.limits.MAX_YAML_DEPTH)")
             measured[key] = (size, height)
             continue
+        if isinstance(node, scalar):  # a scalar root
+            continue
         if key in measured:
             continue
         if key in open_:
             raise _Refused(node.start_mark, "a recursive alias (an anchor used inside its own value)")
         open_.add(key)
-        stack.append((node, True))
-        for kid in _children(node):
-            if id(kid) in open_:
+        children = _children(node)
+        stack.append((node, children))
+        for kid in children:
+            if isinstance(kid, scalar):
+                continue
+            k = id(kid)
+            if k in open_:
                 raise _Refused(kid.start_mark, "a recursive alias (an anchor used inside its own value)")
-            if id(kid) not in measured:
-                stack.append((kid, False))
+            if k not in measured:
+                stack.append((kid, None))
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
