@@ -194,18 +194,36 @@ def _role_expected_w(n: int, opt: RoleOption, power: PowerModel) -> float:
     return n * power.busy_mix_w(opt.draw_w, u)
 
 
+class _RoleFacts(msgspec.Struct, frozen=True):
+    """What :func:`evaluate` derives from one role's option alone (the same for every partner option)."""
+
+    option: RoleOption
+    need: float
+    n: int  #: replicas before any cut: the need, clamped to the limits
+    worker_w: float  #: one worker's provisioned watts (read only with a budget)
+
+
+def _facts(opt: RoleOption, lim: Limits) -> _RoleFacts:
+    need = opt.sizing.need
+    n = ceil_need(need, lim.floor, lim.max_workers - lim.floor)
+    worker_w = lim.power.worker_provisioned_w(opt.sizing.cap_w) if lim.budget_w is not None else 0.0
+    return _RoleFacts(opt, need, n, worker_w)
+
+
 def evaluate(p: RoleOption, d: RoleOption, lim: Limits) -> Candidate | None:
     """The replicas the per-tick logic would pick at this cap pair, and their score inputs."""
-    top = lim.max_workers - lim.floor
-    need_p, need_d = p.sizing.need, d.sizing.need
-    n_p, n_d = ceil_need(need_p, lim.floor, top), ceil_need(need_d, lim.floor, top)
-    fit = cut_to_fit(n_p, n_d, cost_prefill=1.0, cost_decode=1.0, limit=float(lim.max_workers),
+    return _evaluate(_facts(p, lim), _facts(d, lim), lim)
+
+
+def _evaluate(fp: _RoleFacts, fd: _RoleFacts, lim: Limits) -> Candidate | None:
+    p, d = fp.option, fd.option
+    need_p, need_d = fp.need, fd.need
+    fit = cut_to_fit(fp.n, fd.n, cost_prefill=1.0, cost_decode=1.0, limit=float(lim.max_workers),
                      need_prefill=need_p, need_decode=need_d, floor=lim.floor)
     n_p, n_d = fit.n_prefill, fit.n_decode
     cap_p, cap_d = p.sizing.cap_w, d.sizing.cap_w
     if lim.budget_w is not None:
-        fit = cut_to_fit(n_p, n_d, cost_prefill=lim.power.worker_provisioned_w(cap_p),
-                         cost_decode=lim.power.worker_provisioned_w(cap_d), limit=lim.budget_w,
+        fit = cut_to_fit(n_p, n_d, cost_prefill=fp.worker_w, cost_decode=fd.worker_w, limit=lim.budget_w,
                          need_prefill=need_p, need_decode=need_d, floor=lim.floor)
         if not fit.feasible:
             return None
@@ -221,13 +239,20 @@ def _score(c: Candidate) -> tuple[float, float, float, int, float, float]:
 
 
 def optimize(prefill: list[RoleOption], decode: list[RoleOption], lim: Limits) -> Candidate | None:
-    """The best feasible cap pair (see the module docstring), or ``None`` when there is none."""
+    """The best feasible cap pair (see the module docstring), or ``None`` when there is none.
+
+    What a pair's evaluation takes from one option alone is derived once per option, not once per pair."""
     best: Candidate | None = None
+    best_score: tuple[float, float, float, int, float, float] | None = None
+    decode_facts = [_facts(d, lim) for d in decode]
     for p in prefill:
-        for d in decode:
-            cand = evaluate(p, d, lim)
-            if cand is not None and (best is None or _score(cand) < _score(best)):
-                best = cand
+        fp = _facts(p, lim)
+        for fd in decode_facts:
+            cand = _evaluate(fp, fd, lim)
+            if cand is not None:
+                score = _score(cand)
+                if best_score is None or score < best_score:
+                    best, best_score = cand, score
     return best
 
 
