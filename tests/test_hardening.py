@@ -488,3 +488,41 @@ def test_readme_lists_every_limit_with_its_value() -> None:
         shown = f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
         assert row.rstrip(" |").endswith(shown), f"{name}: README says {row!r}, the code {shown}"
     assert os.path.exists(REPO / "replaylib" / "limits.py")
+
+
+def _one_past(limit: int, build: Callable[[int], str], tmp_path: Path) -> tuple[object, str]:
+    """``build(limit)`` read (it must load) and ``build(limit + 1)`` refused: what loaded and the refusal."""
+    from replaylib.scenario import ScenarioError
+    from replaylib.scenario.yamlio import read_yaml
+
+    at, past = tmp_path / "at.yaml", tmp_path / "past.yaml"
+    at.write_text(build(limit))
+    past.write_text(build(limit + 1))
+    loaded = read_yaml(str(at))
+    with pytest.raises(ScenarioError) as err:
+        read_yaml(str(past))
+    return loaded, str(err.value)
+
+
+def test_yaml_nesting_is_refused_one_level_past_the_limit(tmp_path: Path) -> None:
+    # k levels in all, a scalar (1 high) at the bottom of k - 1 nested lists, and k empty lists
+    loaded, refusal = _one_past(limits.MAX_YAML_DEPTH, lambda k: "[" * (k - 1) + "1" + "]" * (k - 1), tmp_path)
+    depth = 0
+    while isinstance(loaded, list):
+        loaded, depth = loaded[0], depth + 1
+    assert (depth, loaded) == (limits.MAX_YAML_DEPTH - 1, 1)
+    assert "past.yaml" in refusal and "nested deeper" in refusal
+    _, refusal = _one_past(limits.MAX_YAML_DEPTH, lambda k: "[" * k + "]" * k, tmp_path)
+    assert "nested deeper" in refusal
+
+
+def test_yaml_aliases_are_refused_one_value_past_the_expanded_limit(tmp_path: Path) -> None:
+    # a map holding an anchored list of 9 scalars (10 values) and a list repeating it: with the two keys,
+    # the map itself and the list, 4 + 10 + 10 * n values once expanded
+    def doc(size: int) -> str:
+        n, rest = divmod(size - 14, 10)
+        return "a: &x [" + ", ".join(["1"] * 9) + "]\nb: [" + ", ".join(["*x"] * n + ["1"] * rest) + "]\n"
+
+    loaded, refusal = _one_past(limits.MAX_YAML_NODES, doc, tmp_path)
+    assert isinstance(loaded, dict) and len(loaded["b"]) >= limits.MAX_YAML_NODES // 10 - 2
+    assert "past.yaml" in refusal and "alias bomb" in refusal
