@@ -32,7 +32,7 @@ import heapq
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from heapq import heappop as _heappop  # the workers' own heaps (the event heap: _push_event, _pop_event)
 from heapq import heappush as _heappush
 
@@ -56,6 +56,9 @@ from replaylib.sim.prefix_cache import PrefixCache
 from replaylib.timing import PowerModel, TimingModel, power_model, timing_model
 from replaylib.timing.runs import run_end, run_step, run_steps_by  # compiled with the fleet (replaylib.native)
 from replaylib.trace.model import Request
+
+if TYPE_CHECKING:  # mypyc's native int type, for annotations only (a pure-Python run never imports it)
+    from mypy_extensions import i64
 
 # Final: constants a compiled build (replaylib.native) inlines instead of looking up.
 PREFILL: Final = "prefill"
@@ -97,7 +100,7 @@ class _Req:
 
     __slots__ = (
         "index", "arrival", "isl", "osl", "hash_ids", "done", "cached", "scheduled",
-        "generated", "preemptions", "first_token", "admit_seq", "gen0", "step0", "in_batch",
+        "generated", "preemptions", "first_token", "admit_seq", "gen0", "step0", "in_batch", "hits", "hits_at",
     )
 
     def __init__(self, index: int, row: Request, arrival: float) -> None:
@@ -118,6 +121,10 @@ class _Req:
         self.gen0 = 0  # generated at admission
         self.step0 = 0  # worker step count at admission
         self.in_batch = False
+        # The leading hits that kv_aware routing found in its worker's cache, and that cache's ``inserts`` then
+        # (-1: none found): while the cache has had no insert since, its first pass need not look again.
+        self.hits = 0
+        self.hits_at = -1
 
 
 class _Ranking:
@@ -209,12 +216,16 @@ class _Window:
 
 
 class _Worker:
-    __slots__ = ("id", "role", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens", "rank", "ranking",
-                 "stale", "quiet", "quiet_state", "quiet_cap", "quiet_kv", "quiet_queued")
+    __slots__ = ("id", "role", "schedule_order", "state", "ready", "ready_at", "busy_mark", "busy_acc", "passes", "tokens",
+                 "rank", "ranking", "stale", "quiet", "quiet_state", "quiet_cap", "quiet_kv", "quiet_queued")
 
     def __init__(self, wid: int, role: str, ready_at: float, ready: bool) -> None:
         self.id = wid
         self.role = role
+        # Where the scheduling phase takes this worker among those touched at one time: the prefill workers
+        # first, each role in id order.  One int, (role, id) as the ints sort, made once (``Any``: a compiled
+        # build keeps the object, which the sort compares, instead of boxing it again for each sort).
+        self.schedule_order: Any = (0 if role == PREFILL else 1) << _ID_BITS | wid
         self.state = ACTIVE if ready else STARTING
         self.ready = ready
         self.ready_at = ready_at
@@ -405,6 +416,7 @@ class Fleet:
         # Ranked mode, kv_aware with a prefix cache: block id -> bit mask of the prefill workers holding it.
         self._holders: dict[Any, int] | None = None
         self._slots: list[_PrefillWorker | None] = []  # slot -> prefill worker (None: free)
+        self._free_slots: list[int] = []  # the free slots (None above), a heap: a new prefill worker takes the lowest
         self._touched: dict[_Worker, None] = {}
         self._admit_counter = 0
         for _ in range(config.prefill_workers):
@@ -651,6 +663,7 @@ class Fleet:
         return cands
 
     def _route_prefill(self, r: _Req) -> None:
+        r.hits_at = -1  # kv_aware sets it where it finds the chosen worker's hits (a re-routing too)
         if self._ranked_mode:
             self._route_ranked(r)
             return
@@ -673,20 +686,23 @@ class Fleet:
                 bs, first = self.block_size, ids[0]
                 most = min(len(ids) * bs, isl)  # the largest overlap there can be
                 best: int | None = None  # the least cost so far
+                best_hits = 0
                 for c in cands:
                     cost = c.queued_tokens + isl
                     if best is not None and cost - most >= best:
                         continue  # even a full overlap would not make it strictly cheaper
                     lru = c.cache.lru
+                    hits = 0
                     if first in lru:  # else no leading hit: overlap 0
-                        hits = 0
                         for h in ids:
                             if h not in lru:
                                 break
                             hits += 1
                         cost -= min(hits * bs, isl)
                     if best is None or cost < best:
-                        best, w = cost, c
+                        best, w, best_hits = cost, c, hits
+                r.hits = best_hits
+                r.hits_at = w.cache.inserts
             else:  # every overlap is 0: the least queued, ties to the lowest id
                 w = min(cands, key=lambda c: (c.queued_tokens, c.id))
         w.queue.append(r)
@@ -738,8 +754,9 @@ class Fleet:
         count = len(ranked.idle) + len(ranked.loaded)  # at_least's bits: every ranked candidate has its bit
         small = self._small_group
         best: int | None = None  # as a ranking entry: cost << _ID_BITS | id
+        best_hits = 0  # the chosen one's leading hits
         slots = self._slots
-        big: list[tuple[int, int]] = []  # (isl - overlap, members) of the big groups
+        big: list[tuple[int, int, int]] = []  # (isl - overlap, members, leading hits) of the big groups
         h = 0
         while at_least:
             if count <= small:  # few candidates hold ids[:h]: walk each one's own cache from there
@@ -753,7 +770,7 @@ class Fleet:
                         hits += 1
                     key = (c.queued_tokens + isl - min(hits * bs, isl)) << _ID_BITS | c.id
                     if best is None or key < best:
-                        best, w = key, c
+                        best, w, best_hits = key, c, hits
                 break
             more = at_least & holders.get(ids[h], 0) if h < n else 0
             more_count = more.bit_count() if more else 0
@@ -767,14 +784,16 @@ class Fleet:
                         c = cast(_PrefillWorker, slots[low.bit_length() - 1])
                         key = (c.queued_tokens + cost) << _ID_BITS | c.id
                         if best is None or key < best:
-                            best, w = key, c
+                            best, w, best_hits = key, c, h
                 else:
-                    big.append((cost, exact))
+                    big.append((cost, exact, h))
             at_least, count = more, more_count
             h += 1
         if big:
             # The walk, in rank order: the idle entries least first (the last of their negated list first), then the loaded.
-            least = _least_cost(big) << _ID_BITS  # the smallest isl - overlap among the groups still looked for
+            # The smallest isl - overlap among the groups still looked for: the last group's, as the groups went
+            # in deeper and deeper (h grows, so isl - min(h * bs, isl) never does).
+            least = big[-1][0] << _ID_BITS
             idle = ranked.idle
             n_idle = len(idle)
             loaded = ranked.loaded
@@ -784,18 +803,20 @@ class Fleet:
                     break  # every later entry, in every group left, costs more than the best
                 c = cast(_PrefillWorker, by_id[key & _ID_MASK])
                 bit = c.bit
-                for g, (cost, members) in enumerate(big):
+                for g, (cost, members, hits) in enumerate(big):
                     if members & bit:  # the first (least loaded) member of its group
                         key += cost << _ID_BITS
                         if best is None or key < best:
-                            best, w = key, c
+                            best, w, best_hits = key, c, hits
                         big.pop(g)
                         break
                 else:
                     continue
                 if not big:
                     break
-                least = _least_cost(big) << _ID_BITS
+                least = big[-1][0] << _ID_BITS
+        r.hits = best_hits
+        r.hits_at = w.cache.inserts
         return w
 
     def _place_decode(self, r: _Req, t: float, *, after_schedule: bool = False) -> None:
@@ -902,9 +923,10 @@ class Fleet:
                 cached = 0
                 ids = r.hash_ids
                 if use_cache and ids:
-                    hits = w.cache.leading_hits(ids)
+                    cache = w.cache
+                    hits = r.hits if r.hits_at == cache.inserts else cache.leading_hits(ids)
                     if hits:
-                        w.cache.touch(ids, hits)
+                        cache.touch(ids, hits)
                         cached = min(hits * self.block_size, r.isl - 1)
                 r.cached = r.done = cached
                 w.queued_tokens -= cached
@@ -1137,7 +1159,7 @@ class Fleet:
         w: _Worker
         if role == PREFILL:
             slots = self._slots
-            slot = slots.index(None) if None in slots else len(slots)
+            slot = _heappop(self._free_slots) if self._free_slots else len(slots)
             w = _PrefillWorker(wid, ready_at, ready, self._cache_blocks, self._holders, slot)
             if slot == len(slots):
                 slots.append(w)
@@ -1167,6 +1189,7 @@ class Fleet:
         if isinstance(w, _PrefillWorker):
             w.cache.detach()
             self._slots[w.slot] = None
+            _heappush(self._free_slots, w.slot)
 
     def _enter_ranked_mode(self) -> None:
         """Rank every worker and (kv_aware with a prefix cache) index every prefill worker's cache."""
@@ -1370,8 +1393,8 @@ def _rank_index(ranking: list[int], key: int) -> int:
     checks the two agree."""
     if not _COMPILED:
         return bisect_left(ranking, key)
-    lo = 0
-    hi = len(ranking)
+    lo: i64 = 0
+    hi: i64 = len(ranking)
     while lo < hi:
         mid = (lo + hi) >> 1
         if ranking[mid] < key:
@@ -1379,15 +1402,6 @@ def _rank_index(ranking: list[int], key: int) -> int:
         else:
             hi = mid
     return lo
-
-
-def _least_cost(groups: list[tuple[int, int]]) -> int:
-    """The least cost of kv_aware's (cost, members) groups (a loop a compiled build runs natively)."""
-    least = groups[0][0]
-    for cost, _ in groups:
-        if cost < least:
-            least = cost
-    return least
 
 
 def _event_lt(a: tuple, b: tuple) -> bool:
@@ -1463,8 +1477,9 @@ def _candidates(pool: list[_W]) -> list[_W]:
     return [w for w in pool if w.state == ACTIVE] or [w for w in pool if w.state == STARTING]
 
 
-def _schedule_key(w: _Worker) -> tuple[int, int]:
-    return (0 if w.role == PREFILL else 1, w.id)
+def _schedule_key(w: _Worker) -> Any:
+    """Where the scheduling phase takes ``w`` among the workers touched at one time (``_Worker.schedule_order``)."""
+    return w.schedule_order
 
 
 def _counts(pool: list[_W]) -> RoleCounts:

@@ -24,19 +24,23 @@ class PrefixCache:
     boxing it again for every dict operation.
     """
 
-    __slots__ = ("lru", "capacity", "_index", "_bit", "_others")
+    __slots__ = ("lru", "capacity", "inserts", "_index", "_bit", "_others", "_held", "_held_n")
 
     def __init__(self, capacity_blocks: int, index: dict[Any, int] | None = None, bit: int = 0) -> None:
         self.capacity = capacity_blocks
         # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
         # id to the most recently used end is taking it out and putting it back.
         self.lru: dict[Any, None] = {}
+        self.inserts = 0  # insert calls so far: only an insert changes what the cache holds
         # The index's masks are handled as the objects they are (``Any``): a compiled build then neither boxes
         # the bit again for every block nor compares masks as ints, and a block only this cache holds maps to
         # this very ``_bit`` object (an identity test).  ``_others``: the mask that clears the bit.
         self._index: dict[Any, Any] | None = index
         self._bit: Any = bit
         self._others: Any = ~bit
+        # The last touch, not yet applied to the LRU order (``touch``): its ids (None: none held) and how many.
+        self._held: Sequence[Any] | None = None
+        self._held_n = 0
 
     def __len__(self) -> int:
         return len(self.lru)
@@ -45,6 +49,8 @@ class PrefixCache:
         return block in self.lru
 
     def __iter__(self):  # noqa: ANN204 - the held ids, least recently used first
+        if self._held is not None:
+            self._apply_held()
         return iter(self.lru)
 
     def leading_hits(self, hash_ids: Sequence[Any]) -> int:
@@ -58,14 +64,39 @@ class PrefixCache:
         return n
 
     def touch(self, hash_ids: Sequence[Any], n: int) -> None:
-        """Mark the first ``n`` ids (all cached) most recently used, last to first."""
+        """Mark the first ``n`` ids (all cached) most recently used, last to first.
+
+        Only an eviction (``insert``) and a walk of the cache (``__iter__``) see the order, so the last touch
+        is held until the next touch, insert or walk, and applied then, in its turn: what the cache holds
+        does not change meanwhile.  A touch held until an insert of the very same ids is dropped: the insert
+        moves each of them again before it evicts, which leaves every block where the touch and the insert
+        would have (a pass's request touches its hits at the pass's start and inserts its ids at its end;
+        on a fleet with workers to spare, no other request comes between)."""
+        if self._held is not None:
+            self._apply_held()
+        if n:
+            self._held = hash_ids
+            self._held_n = n
+
+    def _apply_held(self) -> None:
+        """Apply the touch held (``touch``)."""
+        ids = self._held
+        assert ids is not None
+        self._held = None
         lru = self.lru
-        for h in reversed(hash_ids[:n]):
+        for h in reversed(ids[:self._held_n]):
             del lru[h]
             lru[h] = None  # moved to the most recently used end
 
     def insert(self, hash_ids: Sequence[Any]) -> None:
         """Insert/refresh all ids (last to first), then evict down to capacity."""
+        self.inserts += 1
+        held = self._held
+        if held is not None:
+            if held is hash_ids:
+                self._held = None  # moved again below
+            else:
+                self._apply_held()
         lru = self.lru
         index = self._index
         if index is None:
@@ -94,12 +125,11 @@ class PrefixCache:
             else:
                 bit = self._bit
                 others = self._others
+                pop = index.pop  # one lookup takes the block out and gives its mask (a bound method: called natively)
                 for h in victims:
                     del lru[h]
-                    held = index[h]
-                    if held is bit or held == bit:  # the only holder (most blocks): no mask to compute
-                        del index[h]
-                    else:
+                    held = pop(h)
+                    if held is not bit and held != bit:  # others hold it too (the only holder: most blocks)
                         index[h] = held & others
 
     def attach(self, index: dict[Any, int]) -> None:
