@@ -28,8 +28,9 @@ class PrefixCache:
 
     def __init__(self, capacity_blocks: int, index: dict[Any, int] | None = None, bit: int = 0) -> None:
         self.capacity = capacity_blocks
-        # The held ids, least recently used first (read only): a dict keeps insertion order, and moving an
-        # id to the most recently used end is taking it out and putting it back.
+        # The held ids (read only), least recently used first once a held touch is applied (``touch``; a walk of
+        # the cache applies it): a dict keeps insertion order, and moving an id to the most recently used end is
+        # taking it out and putting it back.
         self.lru: dict[Any, None] = {}
         self.inserts = 0  # insert calls so far: only an insert changes what the cache holds
         # The index's masks are handled as the objects they are (``Any``): a compiled build then neither boxes
@@ -91,9 +92,9 @@ class PrefixCache:
     def insert(self, hash_ids: Sequence[Any]) -> None:
         """Insert/refresh all ids (last to first), then evict down to capacity."""
         self.inserts += 1
-        held = self._held
-        if held is not None:
-            if held is hash_ids:
+        touched = self._held
+        if touched is not None:
+            if touched is hash_ids:
                 self._held = None  # moved again below
             else:
                 self._apply_held()
