@@ -202,6 +202,48 @@ def test_dask_local_cluster_gives_identical_recordings(tmp_path: Path) -> None:
     assert table.filter(pl.col("status") == "error").height == 2
 
 
+def test_dask_batch_size_follows_the_run_time_and_keeps_the_end_balanced() -> None:
+    from replaylib.sweep.executors import DASK_MAX_BATCH, DASK_TASK_S, dask_batch_size
+
+    assert dask_batch_size(None, 1000, 2) == 1  # no run timed yet
+    assert dask_batch_size(DASK_TASK_S * 2, 1000, 2) == 1  # long runs go alone
+    assert dask_batch_size(DASK_TASK_S / 3, 1000, 2) == 3
+    assert dask_batch_size(DASK_TASK_S / 2.5, 1000, 2) == 3  # rounded up: a task lasts at least DASK_TASK_S
+    assert dask_batch_size(1e-9, 1000, 2) == DASK_MAX_BATCH
+    assert dask_batch_size(1e-9, 12, 2) == 3  # two tasks per worker are left for the end
+    assert dask_batch_size(1e-9, 3, 2) == 1
+
+
+def test_dask_batches_short_tasks_and_a_failure_loses_only_its_own() -> None:
+    """Short tasks go to the workers in batches (fewer submissions than tasks); every result arrives once;
+    a task that raises inside a batch is its own on_error, the rest of its batch still arrives."""
+    distributed = pytest.importorskip("distributed")
+    from replaylib.sweep.executors import DaskExecutor, ExecutorOptions
+
+    tasks = [str(i) for i in range(60)]
+    tasks[37] = "not a number"
+    got: list[int] = []
+    errors: list[tuple[str, type]] = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        ex = DaskExecutor(ExecutorOptions(scheduler=cluster.scheduler_address))
+        submits = 0
+        submit = ex.client.submit
+
+        def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            nonlocal submits
+            submits += 1
+            return submit(*args, **kwargs)
+
+        ex.client.submit = counting  # type: ignore[method-assign]
+        try:
+            ex.run(int, tasks, got.append, lambda task, exc: errors.append((task, type(exc))))
+        finally:
+            ex.close()
+    assert sorted(got) == [i for i in range(60) if i != 37]
+    assert errors == [("not a number", ValueError)]
+    assert submits < 30
+
+
 def test_compare_runs_on_the_sweep_executors(tmp_path: Path) -> None:
     from replaylib.diff import compare_planners
 

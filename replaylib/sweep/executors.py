@@ -19,7 +19,10 @@ Register another engine with :func:`register_executor` (a factory taking
 
 from __future__ import annotations
 
+import math
 import os
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -182,45 +185,101 @@ class DaskExecutor:
 
         if not tasks:
             return
-        # a bounded window of submitted tasks (every task carries its scenario): the client and the
-        # scheduler hold a few per worker, not all 100,000
+        # A bounded window of runs submitted (every task carries its scenario): the client and the scheduler
+        # hold a few per worker, not all 100,000.  The first run of each worker goes alone, to time a run;
+        # then short runs go in batches (dask_batch_size), long ones still alone.
         window = max(4 * self.workers, 16)
-        queue = iter(enumerate(tasks))
-        by_key: dict[str, T] = {}
-        live: dict[str, Any] = {}
+        queue = deque(enumerate(tasks))
+        live: dict[str, tuple[Any, list[T]]] = {}  # key -> (future, its tasks)
+        timing = _RunTiming()
 
-        def submit() -> Any:
-            for i, task in queue:
-                key = f"replaylib-run-{getattr(task, 'key', i)}-{i}"
-                by_key[key] = task
-                live[key] = self.client.submit(fn, task, key=key, pure=False)
-                return live[key]
-            return None
+        def submit(size: int) -> Any:
+            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+            if not batch:
+                return None
+            i, first = batch[0]
+            key = f"replaylib-run-{getattr(first, 'key', i)}-{i}" + (f"+{len(batch) - 1}" if len(batch) > 1 else "")
+            items = [task for _, task in batch]
+            future = self.client.submit(run_batch, fn, items, key=key, pure=False)
+            live[key] = (future, items)
+            return future
 
-        first = [f for f in (submit() for _ in range(window)) if f is not None]
-        running = as_completed(first, loop=self.client.loop)
+        def in_flight() -> int:
+            return sum(len(items) for _, items in live.values())
+
+        running = as_completed([f for f in (submit(1) for _ in range(self.workers)) if f is not None], loop=self.client.loop)
         try:
             for future in running:
-                task = by_key.pop(future.key)
-                live.pop(future.key, None)
+                _, items = live.pop(future.key)
                 try:
-                    result = future.result()
+                    results, seconds = future.result()
                 except Exception as exc:  # noqa: BLE001 - a lost worker, a task that could not be unpickled ...
-                    on_error(task, exc)
+                    for task in items:
+                        on_error(task, exc)
                 else:
-                    on_result(result)
+                    timing.add(len(items), seconds)
+                    for task, (ok, value) in zip(items, results, strict=True):
+                        if ok:
+                            on_result(value)
+                        else:
+                            on_error(task, value)
                 future.release()
-                nxt = submit()
-                if nxt is not None:
-                    running.add(nxt)
+                while queue and in_flight() < window:
+                    running.add(submit(dask_batch_size(timing.per_run(), len(queue), self.workers)))
         except BaseException:
-            self.client.cancel(list(live.values()))
+            self.client.cancel([f for f, _ in live.values()])
             raise
 
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+#: A Dask task costs a few milliseconds of scheduling, messaging and bookkeeping besides its run, on the
+#: scheduler's machine and the worker's: runs shorter than this go to a worker in batches that take about
+#: this long (a run of the default scenario takes ~0.1 s), at most DASK_MAX_BATCH runs.
+DASK_TASK_S = 0.25
+DASK_MAX_BATCH = 8
+
+
+def dask_batch_size(per_run_s: float | None, left: int, workers: int) -> int:
+    """How many runs the next Dask task takes: enough for ``DASK_TASK_S`` at ``per_run_s`` a run (the mean so
+    far; None: no run timed yet, so one), at most ``DASK_MAX_BATCH``, and no more than a share of the ``left``
+    runs that keeps two tasks per worker for the end (a batch never leaves the other workers idle while it
+    finishes)."""
+    if per_run_s is None:
+        return 1
+    size = DASK_MAX_BATCH if per_run_s <= 0.0 else math.ceil(DASK_TASK_S / per_run_s)
+    return max(1, min(size, DASK_MAX_BATCH, left // (2 * workers)))
+
+
+def run_batch(fn: Callable[[T], R], tasks: list[T]) -> tuple[list[tuple[bool, Any]], float]:
+    """On a worker: ``fn`` of each task, in turn, each one's result or exception (``(True, result)`` or
+    ``(False, exc)``: one task's failure does not lose the others), and the seconds they took."""
+    start = time.perf_counter()
+    out: list[tuple[bool, Any]] = []
+    for task in tasks:
+        try:
+            out.append((True, fn(task)))
+        except Exception as exc:  # noqa: BLE001 - reported as that task's on_error
+            out.append((False, exc))
+    return out, time.perf_counter() - start
+
+
+class _RunTiming:
+    """The mean seconds of a run on the workers, from the batches done."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.seconds = 0.0
+
+    def add(self, runs: int, seconds: float) -> None:
+        self.runs += runs
+        self.seconds += seconds
+
+    def per_run(self) -> float | None:
+        return self.seconds / self.runs if self.runs else None
 
 
 #: name -> factory(options); see :func:`register_executor`.
