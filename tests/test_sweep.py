@@ -244,6 +244,21 @@ def test_dask_batches_short_tasks_and_a_failure_loses_only_its_own() -> None:
     assert submits < 30
 
 
+def test_the_local_dask_cluster_runs_its_workers_without_the_profiler() -> None:
+    """README "Sweeps": a sweep's Dask workers run with the sampling profiler off; the executor's own local
+    cluster starts its worker processes so (the configuration reaches them, and no profile callback runs)."""
+    distributed = pytest.importorskip("distributed")
+    from replaylib.sweep.executors import local_cluster
+
+    def profiling(dask_worker) -> tuple[bool, bool]:  # noqa: ANN001
+        import dask
+
+        return dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+        assert list(client.run(profiling).values()) == [(False, False), (False, False)]
+
+
 def test_compare_runs_on_the_sweep_executors(tmp_path: Path) -> None:
     from replaylib.diff import compare_planners
 

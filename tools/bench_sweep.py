@@ -8,9 +8,11 @@ its own fresh folder, so every run is replayed (nothing reused):
 - sequential: the ``serial`` executor (the same task code, in this process);
 - pool: ``process`` with ``--workers`` processes — pool start-up included;
 - Dask: a ``distributed.LocalCluster`` of ``--workers`` single-threaded worker
-  processes.  The cluster is started, and replaylib imported on its workers,
-  before the clock starts (a long-lived cluster is warm); connecting the
-  client and shipping the tasks are timed.
+  processes, configured as README "Sweeps" asks of a sweep's workers (the
+  worker profiler off: ``replaylib.sweep.executors.local_cluster``).  The
+  cluster is started, and replaylib imported on its workers, before the clock
+  starts (a long-lived cluster is warm); connecting the client and shipping
+  the tasks are timed.
 
 Targets: pool and Dask each >= 1.7x faster than sequential on a 2-core
 machine, and all three produce byte-identical recordings (sha256 of each run
@@ -88,6 +90,7 @@ def main() -> int:
     import distributed
 
     from replaylib.sweep import run_sweep, sweep_from_mapping
+    from replaylib.sweep.executors import local_cluster
     from replaylib.sweep.plan import plan_sweep
     from replaylib.sweep.storage import Store
 
@@ -101,7 +104,7 @@ def main() -> int:
         runs = plan_sweep(sweep, Store(os.path.join(tmp, "plan")))
         plan_s = time.perf_counter() - start
         n = len(runs)
-        cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = local_cluster(args.workers)
         with distributed.Client(cluster) as warm:
             warm.run(__import__, "replaylib.sweep.task")
         times: dict[str, list[float]] = {"sequential": [], "pool": [], "dask": []}
